@@ -1,0 +1,9 @@
+export { CubeError, describeWhere, errorCodes } from './cube-error.ts';
+export type { CubeErrorCode, CubeErrorOptions, ErrorWhere } from './cube-error.ts';
+export { nearestNames, unknownIdError } from './suggest.ts';
+export {
+  formatIssuePath,
+  loadStructuredFile,
+  parseStructuredText,
+  schemaError,
+} from './structured-file.ts';
