@@ -18,7 +18,12 @@ export function formatError(error: unknown): string {
   const where = describeWhere(error.where);
   if (where !== '') lines.push(`  where: ${where}`);
   const allowed = error.where.allowed;
-  if (allowed !== undefined && allowed.length > 0 && allowed.length <= 20 && error.code !== 'UNKNOWN_ID')
+  if (
+    allowed !== undefined &&
+    allowed.length > 0 &&
+    allowed.length <= 20 &&
+    error.code !== 'UNKNOWN_ID'
+  )
     lines.push(`  allowed: ${allowed.join(', ')}`);
   if (error.hint !== undefined) lines.push(`  hint: ${error.hint}`);
   return lines.join('\n');

@@ -3,8 +3,6 @@ import { exitCodeFor, exitCodes, formatError } from './exit-code.ts';
 import { processOutput, type CliOutput } from './output.ts';
 import { registerHardwareCommands } from './commands/hardware.ts';
 
-
-
 /** Builds the `cube` program; each command module adds its subcommands. */
 export function buildProgram(output: CliOutput): Command {
   const program = new Command('cube')
@@ -20,12 +18,14 @@ export function buildProgram(output: CliOutput): Command {
     });
   registerHardwareCommands(program, output);
 
-
   return program;
 }
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
-export async function main(argv: readonly string[], output: CliOutput = processOutput): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  output: CliOutput = processOutput,
+): Promise<number> {
   const program = buildProgram(output);
   try {
     await program.parseAsync([...argv], { from: 'user' });
@@ -40,4 +40,3 @@ export async function main(argv: readonly string[], output: CliOutput = processO
     return exitCodeFor(error);
   }
 }
-

@@ -20,8 +20,12 @@ export function renderTable(
   rows: readonly (readonly (string | number | null)[])[],
 ): string {
   const cells = rows.map((row) => row.map((c) => (c === null ? '-' : String(c))));
-  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? '').length)));
-  const numeric = headers.map((_, i) => rows.every((r) => typeof r[i] === 'number' || r[i] === null));
+  const widths = headers.map((h, i) =>
+    Math.max(h.length, ...cells.map((r) => (r[i] ?? '').length)),
+  );
+  const numeric = headers.map((_, i) =>
+    rows.every((r) => typeof r[i] === 'number' || r[i] === null),
+  );
   const line = (row: readonly string[]): string =>
     row
       .map((c, i) => (numeric[i] === true ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))

@@ -6,13 +6,29 @@
 
 /** Stable error codes with what they mean to a caller. */
 export const errorCodes = {
-  BAD_FLAG: { badInput: true, httpStatus: 400, summary: 'a command-line flag is missing or invalid' },
+  BAD_FLAG: {
+    badInput: true,
+    httpStatus: 400,
+    summary: 'a command-line flag is missing or invalid',
+  },
   UNKNOWN_ID: { badInput: true, httpStatus: 404, summary: 'an id names nothing Cube knows' },
-  FILE_NOT_FOUND: { badInput: true, httpStatus: 400, summary: 'a file given as input does not exist' },
+  FILE_NOT_FOUND: {
+    badInput: true,
+    httpStatus: 400,
+    summary: 'a file given as input does not exist',
+  },
   FILE_UNREADABLE: { badInput: true, httpStatus: 400, summary: 'a file could not be parsed' },
   INVALID_FILE: { badInput: true, httpStatus: 400, summary: 'a file does not match its schema' },
-  INVALID_VALUE: { badInput: true, httpStatus: 400, summary: 'a value is out of its allowed range' },
-  INFEASIBLE: { badInput: false, httpStatus: 422, summary: 'the request is valid but cannot be met' },
+  INVALID_VALUE: {
+    badInput: true,
+    httpStatus: 400,
+    summary: 'a value is out of its allowed range',
+  },
+  INFEASIBLE: {
+    badInput: false,
+    httpStatus: 422,
+    summary: 'the request is valid but cannot be met',
+  },
   INTERNAL: { badInput: false, httpStatus: 500, summary: 'a bug in Cube' },
 } as const;
 

@@ -52,10 +52,14 @@ export function parseStructuredText(text: string, file: string): unknown {
     try {
       return JSON.parse(text) as unknown;
     } catch (cause) {
-      throw new CubeError('FILE_UNREADABLE', `${file} is not valid JSON: ${(cause as Error).message}`, {
-        where: { file },
-        cause,
-      });
+      throw new CubeError(
+        'FILE_UNREADABLE',
+        `${file} is not valid JSON: ${(cause as Error).message}`,
+        {
+          where: { file },
+          cause,
+        },
+      );
     }
   }
   const doc = parseDocument(text, { prettyErrors: true });
@@ -65,7 +69,10 @@ export function parseStructuredText(text: string, file: string): unknown {
     throw new CubeError(
       'FILE_UNREADABLE',
       `${file} is not valid YAML${pos === undefined ? '' : ` (line ${pos.line}, column ${pos.col})`}: ${firstError.message.split('\n')[0]}`,
-      { where: { file, ...(pos === undefined ? {} : { path: `line ${pos.line}` }) }, cause: firstError },
+      {
+        where: { file, ...(pos === undefined ? {} : { path: `line ${pos.line}` }) },
+        cause: firstError,
+      },
     );
   }
   return doc.toJS() as unknown;
@@ -80,7 +87,9 @@ export function loadStructuredFile<S extends z.ZodType>(file: string, schema: S)
     const code = (cause as NodeJS.ErrnoException).code;
     throw new CubeError(
       code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'FILE_UNREADABLE',
-      code === 'ENOENT' ? `file not found: ${file}` : `cannot read ${file}: ${(cause as Error).message}`,
+      code === 'ENOENT'
+        ? `file not found: ${file}`
+        : `cannot read ${file}: ${(cause as Error).message}`,
       { where: { file }, cause },
     );
   }

@@ -20,7 +20,9 @@ export function nearestNames(
   const limit = Math.max(2, Math.ceil(needle.length / 3));
   return scored
     .filter((s) => s.contains || s.d <= limit)
-    .sort((a, b) => Number(b.contains) - Number(a.contains) || a.d - b.d || (a.name < b.name ? -1 : 1))
+    .sort(
+      (a, b) => Number(b.contains) - Number(a.contains) || a.d - b.d || (a.name < b.name ? -1 : 1),
+    )
     .slice(0, max)
     .map((s) => s.name);
 }

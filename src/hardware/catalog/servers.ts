@@ -15,13 +15,19 @@ const hgxH100: ServerSpec = {
   nics: { count: 8, gbps: 400, railOptimized: true, latencyUs: 2 },
   provenance: {
     acceleratorsPerServer: published(dgxH100Guide),
-    'intraServer.gbsPerDirection': published(dgxH100Guide, '900 GB/s bidirectional GPU-to-GPU through NVSwitch'),
+    'intraServer.gbsPerDirection': published(
+      dgxH100Guide,
+      '900 GB/s bidirectional GPU-to-GPU through NVSwitch',
+    ),
     'intraServer.latencyUs': published('NCCL tuning constants (src/graph/tuning.cc)', 'rounded'),
     hostMemoryGiB: published(dgxH100Guide, '2 TB system memory'),
     hostLinkGbsPerDirection: published(dgxH100Guide, 'PCIe Gen5 x16 per GPU'),
     'nics.count': published(dgxH100Guide, '8 x single-port ConnectX-7 for the compute fabric'),
     'nics.gbps': published(dgxH100Guide),
-    'nics.latencyUs': published('NVIDIA Quantum-2 InfiniBand switch datasheet plus ConnectX-7 port-to-port latency', 'rounded up'),
+    'nics.latencyUs': published(
+      'NVIDIA Quantum-2 InfiniBand switch datasheet plus ConnectX-7 port-to-port latency',
+      'rounded up',
+    ),
   },
 };
 
