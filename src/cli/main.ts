@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { exitCodeFor, exitCodes, formatError } from './exit-code.ts';
 import { processOutput, type CliOutput } from './output.ts';
 import { registerHardwareCommands } from './commands/hardware.ts';
+import { registerClusterCommands } from './commands/cluster.ts';
 import { registerZooCommands } from './commands/zoo.ts';
 
 /** Builds the `cube` program; each command module adds its subcommands. */
@@ -18,6 +19,7 @@ export function buildProgram(output: CliOutput): Command {
       outputError: (s, write) => write(`cube: error [BAD_FLAG]: ${s.replace(/^error: /, '')}`),
     });
   registerHardwareCommands(program, output);
+  registerClusterCommands(program, output);
   registerZooCommands(program, output);
 
   return program;

@@ -17,3 +17,4 @@ export {
   listServers,
   standardServerOf,
 } from './catalog/index.ts';
+export * from './topology/index.ts';
