@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what Cube needs on a fresh Debian machine with Node 20: the npm packages from the
+# lockfile, and the Debian packages the Python client and its tests use, only when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debian_packages=(python3-torch python3-numpy python3-xxhash)
+missing=()
+for pkg in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
