@@ -4,6 +4,8 @@ import { processOutput, type CliOutput } from './output.ts';
 import { registerHardwareCommands } from './commands/hardware.ts';
 import { registerClusterCommands } from './commands/cluster.ts';
 import { registerZooCommands } from './commands/zoo.ts';
+import { registerCkptCommands } from './commands/ckpt.ts';
+import { registerCkptDaemonCommand } from './commands/ckpt-daemon.ts';
 
 /** Builds the `cube` program; each command module adds its subcommands. */
 export function buildProgram(output: CliOutput): Command {
@@ -21,6 +23,9 @@ export function buildProgram(output: CliOutput): Command {
   registerHardwareCommands(program, output);
   registerClusterCommands(program, output);
   registerZooCommands(program, output);
+  registerCkptCommands(program, output);
+  const ckpt = program.commands.find((c) => c.name() === 'ckpt');
+  if (ckpt !== undefined) registerCkptDaemonCommand(ckpt, output);
 
   return program;
 }

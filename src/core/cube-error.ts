@@ -29,6 +29,16 @@ export const errorCodes = {
     httpStatus: 422,
     summary: 'the request is valid but cannot be met',
   },
+  STORAGE_FAILED: {
+    badInput: false,
+    httpStatus: 507,
+    summary: 'a storage read or write failed (no space, permissions, I/O)',
+  },
+  CORRUPT_DATA: {
+    badInput: false,
+    httpStatus: 422,
+    summary: 'stored data does not match its checksum or size',
+  },
   INTERNAL: { badInput: false, httpStatus: 500, summary: 'a bug in Cube' },
 } as const;
 

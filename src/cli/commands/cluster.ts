@@ -9,6 +9,7 @@ import {
   formatClusterSummary,
   loadClusterFile,
   pathBetween,
+  replicaPeers,
   summarizeCluster,
 } from '../../hardware/index.ts';
 import type {
@@ -214,6 +215,33 @@ export function registerClusterCommands(program: Command, output: CliOutput): vo
       const summary = summarizeCluster(topologyFrom(file, flags));
       if (flags.json === true) printJson(output, summary);
       else output.out(formatClusterSummary(summary));
+    });
+
+  cluster
+    .command('peers')
+    .description(
+      "where each server's checkpoint replicas (L2) go: another super-node where possible",
+    )
+    .argument('[file]', 'cluster file (YAML or JSON)')
+    .option('--accelerator <id>', 'the default cluster of this accelerator (with --gpus)')
+    .option('--gpus <n>', 'how many accelerators in the default cluster', gpus)
+    .option('--json', 'print as JSON')
+    .action((file: string | undefined, flags: SourceFlags) => {
+      const pairs = replicaPeers(topologyFrom(file, flags));
+      if (flags.json === true) printJson(output, pairs);
+      else {
+        const crossing = pairs.filter((p) => p.crossesDomain).length;
+        output.out(
+          [
+            renderTable(
+              ['server', 'replicas to', 'other domain'],
+              pairs.map((p) => [p.serverAddress, p.peerAddress, p.crossesDomain ? 'yes' : 'no']),
+            ),
+            '',
+            `${crossing} of ${pairs.length} servers replicate into another failure domain`,
+          ].join('\n'),
+        );
+      }
     });
 
   cluster

@@ -54,3 +54,4 @@ export { meshRings } from './ring.ts';
 export { bisectionOf, type Bisection } from './bisection.ts';
 export { renderHierarchy, type HierarchyPicture } from './render-tree.ts';
 export { formatClusterSummary, summarizeCluster, type ClusterSummary } from './summary.ts';
+export { replicaPeers, type ReplicaPeer } from './replica-peers.ts';

@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""A small byte-level GPT trained on the King James Version, checkpointed with `cube.Checkpointer`.
+
+Runs as one process, or as one process per rank with DistributedDataParallel over gloo when
+WORLD_SIZE > 1 (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK set by the launcher).
+It resumes by itself from the newest checkpoint every rank can restore, and is deterministic:
+the loss of every step is the same bits whether or not the run was killed and resumed.
+
+Prints `step N loss <float.hex()>` per step (rank 0; the mean over ranks), and the same lines to
+--loss-log when given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python"))
+import cube  # noqa: E402
+from cube.determinism import ShuffledSampler, capture_rng, restore_rng, seed_everything  # noqa: E402
+
+DATA = Path(__file__).resolve().parent / "data" / "kjv-genesis-exodus.txt"
+VOCAB = 256  # bytes
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: causal self-attention and a GELU MLP."""
+
+    def __init__(self, hidden: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.ln1 = nn.LayerNorm(hidden)
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.proj = nn.Linear(hidden, hidden)
+        self.ln2 = nn.LayerNorm(hidden)
+        self.fc = nn.Linear(hidden, 4 * hidden)
+        self.out = nn.Linear(4 * hidden, hidden)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, h = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(h, dim=2)
+        q, k, v = (z.view(b, t, self.heads, h // self.heads).transpose(1, 2) for z in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(h // self.heads)
+        future = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
+        att = att.masked_fill(future, float("-inf")).softmax(dim=-1)
+        y = (self.drop(att) @ v).transpose(1, 2).reshape(b, t, h)
+        x = x + self.drop(self.proj(y))
+        return x + self.drop(self.out(F.gelu(self.fc(self.ln2(x)))))
+
+
+class GPT(nn.Module):
+    """Token and position embeddings, `layers` blocks, a final norm, a head tied to the embedding."""
+
+    def __init__(self, layers: int, hidden: int, heads: int, seq_len: int, dropout: float) -> None:
+        super().__init__()
+        self.tok = nn.Embedding(VOCAB, hidden)
+        self.pos = nn.Embedding(seq_len, hidden)
+        self.blocks = nn.ModuleList(Block(hidden, heads, dropout) for _ in range(layers))
+        self.ln_f = nn.LayerNorm(hidden)
+        self.head = nn.Linear(hidden, VOCAB, bias=False)
+        self.head.weight = self.tok.weight
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.tok(idx) + self.pos(torch.arange(idx.shape[1]))
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.ln_f(x))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--ckpt-every", type=int, default=20)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--batch", type=int, default=8, help="sequences per rank per step")
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--data", type=Path, default=DATA)
+    p.add_argument("--loss-log", type=Path, default=None)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    if world > 1:
+        dist.init_process_group("gloo")
+
+    seed_everything(args.seed)  # also turns on deterministic algorithms
+    model = GPT(args.layers, args.hidden, args.heads, args.seq_len, args.dropout)
+    # Same initial weights on every rank; then a per-rank stream for dropout.
+    torch.manual_seed(args.seed + 1 + rank)
+    net: nn.Module = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
+    total = args.steps
+
+    def lr_at(step: int) -> float:
+        if step < args.warmup:
+            return (step + 1) / args.warmup
+        return 0.1 + 0.9 * 0.5 * (
+            1 + math.cos(math.pi * min(1.0, (step - args.warmup) / max(1, total - args.warmup)))
+        )
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    text = torch.frombuffer(bytearray(args.data.read_bytes()), dtype=torch.uint8).long()
+    n_samples = (text.numel() - 1) // args.seq_len
+    sampler = ShuffledSampler(n_samples, args.batch, seed=args.seed, rank=rank, world_size=world)
+    offsets = torch.arange(args.seq_len)
+
+    ckpt = cube.Checkpointer()
+    start = 0
+    state = ckpt.load_latest()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        sampler.load_state_dict(state["data"])
+        restore_rng(state["rng"])
+        start = state["step"]
+        info = state["__cube__"]
+        print(f"rank {rank} resumed step {start} level {info['level']} source {info['source']}", flush=True)
+    if rank == 0 and start == 0:
+        print(f"params {sum(p.numel() for p in model.parameters())}", flush=True)
+
+    log_fd = (
+        os.open(args.loss_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        if args.loss_log and rank == 0
+        else None
+    )
+    t0 = time.perf_counter()
+    for step in range(start + 1, args.steps + 1):
+        idx = torch.tensor(sampler.next_batch()) * args.seq_len
+        pos = idx[:, None] + offsets[None, :]
+        x, y = text[pos], text[pos + 1]
+        logits = net(x)
+        loss = F.cross_entropy(logits.reshape(-1, VOCAB), y.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        mean = loss.detach().clone()
+        if world > 1:
+            dist.all_reduce(mean)
+            mean /= world
+        if rank == 0:
+            line = f"step {step} loss {mean.item().hex()}\n"
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            if log_fd is not None:
+                os.write(log_fd, line.encode())  # one write per line: a kill never leaves half a line
+        if step % args.ckpt_every == 0:
+            ckpt.save(step, snapshot(step, model, opt, sched, sampler))
+    elapsed = time.perf_counter() - t0
+    ckpt.close()
+    if rank == 0 and args.steps > start:
+        print(f"step_time_s {elapsed / (args.steps - start):.6f}", flush=True)
+    for err in ckpt.errors():
+        print(f"rank {rank} checkpoint problem: {err}", file=sys.stderr)
+    if log_fd is not None:
+        os.close(log_fd)
+    if world > 1:
+        dist.destroy_process_group()
+    return 0
+
+
+def snapshot(
+    step: int, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, sampler: ShuffledSampler
+) -> dict[str, Any]:
+    """The whole training state after `step`."""
+    return {
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "data": sampler.state_dict(),
+        "rng": capture_rng(),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

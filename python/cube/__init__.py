@@ -1,0 +1,39 @@
+"""Cube's training-side client: asynchronous multi-level checkpoints and determinism helpers.
+
+    import cube
+    ckpt = cube.Checkpointer()          # job, rank, paths from the CUBE_* / torch environment
+    state = ckpt.load_latest()          # None, or the saved state plus state["__cube__"]
+    ckpt.save(step, {"model": model.state_dict(), "optimizer": opt.state_dict(), ...})
+    ckpt.wait(); ckpt.close()
+
+The file formats are docs/checkpoint-format.md.
+"""
+
+from . import determinism
+from .checkpointer import Checkpointer
+from .daemon_client import DaemonClient
+from .determinism import DataPosition, ShuffledSampler, capture_rng, restore_rng, seed_everything
+from .errors import CheckpointError, CheckpointWarning
+from .flatten import FlatState, flatten_state, unflatten_state
+from .manifest import read_manifest, read_record
+from .safetensors_io import decode_shard, encode_shard
+
+__all__ = [
+    "Checkpointer",
+    "CheckpointError",
+    "CheckpointWarning",
+    "DaemonClient",
+    "DataPosition",
+    "FlatState",
+    "ShuffledSampler",
+    "capture_rng",
+    "decode_shard",
+    "determinism",
+    "encode_shard",
+    "flatten_state",
+    "read_manifest",
+    "read_record",
+    "restore_rng",
+    "seed_everything",
+    "unflatten_state",
+]

@@ -1,0 +1,208 @@
+import { randomBytes } from 'node:crypto';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { CubeError } from '../core/index.ts';
+import { storageError } from './storage-error.ts';
+import {
+  compareContent,
+  createXxh3Hasher,
+  type ContentCheck,
+  describeContentCheck,
+  type ExpectedContent,
+} from './xxh3.ts';
+
+/** Where the bytes of a write come from. */
+export type ByteSource =
+  | { readonly kind: 'bytes'; readonly bytes: Uint8Array | string }
+  | { readonly kind: 'file'; readonly path: string }
+  | { readonly kind: 'stream'; readonly stream: AsyncIterable<Uint8Array> };
+
+/** What a completed write produced. */
+export interface WrittenContent {
+  readonly bytes: number;
+  readonly xxh3: string;
+}
+
+export interface AtomicWriteOptions {
+  readonly signal?: AbortSignal;
+  /** When given, a write whose content differs is discarded and fails (nothing replaced). */
+  readonly expected?: Partial<ExpectedContent>;
+  /** File mode of the new file (default 0o644). */
+  readonly mode?: number;
+}
+
+/** The cause of a write refused because its content differed from what was expected. */
+export class ContentMismatch extends Error {
+  readonly check: Exclude<ContentCheck, { kind: 'ok' }>;
+  constructor(check: Exclude<ContentCheck, { kind: 'ok' }>) {
+    super(describeContentCheck(check, 'content'));
+    this.name = 'ContentMismatch';
+    this.check = check;
+  }
+}
+
+/** The mismatch behind a refused write, or undefined for any other error. */
+export function contentMismatchOf(error: unknown): ContentCheck | undefined {
+  return error instanceof CubeError && error.cause instanceof ContentMismatch
+    ? error.cause.check
+    : undefined;
+}
+
+/** Reads of a source file, and the largest slice of a big buffer written at once. */
+const chunkBytes = 8 * 1024 * 1024;
+
+/** The temp name the format prescribes: `.<name>.tmp-<pid>-<random>`, hidden from readers. */
+export function tempNameFor(path: string): string {
+  return join(
+    dirname(path),
+    `.${basename(path)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`,
+  );
+}
+
+/** True for a name a reader must ignore (temp files, and anything else hidden). */
+export function isHiddenName(name: string): boolean {
+  return name.startsWith('.');
+}
+
+/**
+ * Yields the bytes of a source in chunks of at most `chunkBytes`. A chunk is valid until the
+ * consumer asks for the next one (a file is read into one reused buffer).
+ */
+export async function* sourceChunks(
+  source: ByteSource,
+  options: { readonly signal?: AbortSignal } = {},
+): AsyncGenerator<Uint8Array> {
+  switch (source.kind) {
+    case 'bytes': {
+      const bytes =
+        typeof source.bytes === 'string' ? Buffer.from(source.bytes, 'utf8') : source.bytes;
+      for (let at = 0; at < bytes.byteLength; at += chunkBytes)
+        yield bytes.subarray(at, Math.min(bytes.byteLength, at + chunkBytes));
+      return;
+    }
+    case 'file': {
+      let handle: FileHandle;
+      try {
+        handle = await open(source.path, 'r');
+      } catch (cause) {
+        throw storageError('read', source.path, cause);
+      }
+      // One buffer, refilled: each chunk is written (awaited) before the next is read, and a
+      // fresh large buffer per chunk costs page faults that dominate the copy.
+      const buffer = Buffer.allocUnsafe(chunkBytes);
+      try {
+        for (;;) {
+          options.signal?.throwIfAborted();
+          let read: number;
+          try {
+            ({ bytesRead: read } = await handle.read(buffer, 0, chunkBytes, null));
+          } catch (cause) {
+            throw storageError('read', source.path, cause);
+          }
+          if (read === 0) return;
+          yield buffer.subarray(0, read);
+        }
+      } finally {
+        await handle.close();
+      }
+    }
+    case 'stream':
+      for await (const chunk of source.stream) {
+        options.signal?.throwIfAborted();
+        yield chunk;
+      }
+      return;
+    default:
+      source satisfies never;
+  }
+}
+
+/** Writes all of `chunk` (a write may be partial on some filesystems). */
+export async function writeAll(handle: FileHandle, chunk: Uint8Array): Promise<void> {
+  let at = 0;
+  while (at < chunk.byteLength) {
+    const { bytesWritten } = await handle.write(chunk, at, chunk.byteLength - at, null);
+    at += bytesWritten;
+  }
+}
+
+/**
+ * fsyncs a directory so a rename inside it survives a crash. Filesystems that cannot sync a
+ * directory (EINVAL) are accepted: there is nothing more to do on them.
+ */
+export async function fsyncDirectory(dir: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code !== 'EINVAL') throw storageError('sync', dir, cause);
+  } finally {
+    await handle?.close();
+  }
+}
+
+/**
+ * Writes `path` atomically: a temp file in the same directory, write, fsync, rename over the
+ * final name, fsync the directory. Hashes while writing. On any failure (ENOSPC, EACCES, an
+ * abort, content that differs from `expected`) the temp file is removed and the previous file
+ * at `path`, if any, is left untouched; the error is a CubeError naming the path.
+ */
+export async function writeFileAtomic(
+  path: string,
+  source: ByteSource,
+  options: AtomicWriteOptions = {},
+): Promise<WrittenContent> {
+  options.signal?.throwIfAborted();
+  const temp = tempNameFor(path);
+  let handle: FileHandle | undefined;
+  let renamed = false;
+  try {
+    try {
+      handle = await open(temp, 'wx', options.mode ?? 0o644);
+    } catch (cause) {
+      throw storageError('write', path, cause);
+    }
+    const hasher = createXxh3Hasher();
+    for await (const chunk of sourceChunks(source, options)) {
+      options.signal?.throwIfAborted();
+      hasher.update(chunk);
+      try {
+        await writeAll(handle, chunk);
+      } catch (cause) {
+        throw storageError('write', path, cause);
+      }
+    }
+    const expected = options.expected;
+    if (expected !== undefined) {
+      const check = compareContent(hasher, {
+        bytes: expected.bytes ?? hasher.bytes,
+        xxh3: expected.xxh3 ?? hasher.hex(),
+      });
+      if (check.kind !== 'ok')
+        throw new CubeError(
+          'CORRUPT_DATA',
+          `refusing to write ${path}: ${describeContentCheck(check, 'the content')}`,
+          {
+            where: { file: path },
+            hint: 'the source changed or is corrupt; read it again',
+            cause: new ContentMismatch(check),
+          },
+        );
+    }
+    try {
+      await handle.sync();
+      await handle.close();
+      handle = undefined;
+      await rename(temp, path);
+      renamed = true;
+    } catch (cause) {
+      throw storageError('write', path, cause);
+    }
+    await fsyncDirectory(dirname(path));
+    return { bytes: hasher.bytes, xxh3: hasher.hex() };
+  } finally {
+    if (handle !== undefined) await handle.close().catch(() => undefined);
+    if (!renamed) await unlink(temp).catch(() => undefined);
+  }
+}

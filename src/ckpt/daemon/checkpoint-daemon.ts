@@ -1,0 +1,553 @@
+import { pino } from 'pino';
+import { CubeError } from '../../core/index.ts';
+import { tryCommit } from '../commit.ts';
+import { asStore } from '../fs-store.ts';
+import { fileKey } from '../layout.ts';
+import { LeaseRegistry } from '../leases.ts';
+import { persistStep } from '../persist.ts';
+import { collectGarbage, defaultKeep } from '../retention.ts';
+import { isCommitted, readRecord, scanJob } from '../scan.ts';
+import type { Level, ShardRecord } from '../schemas.ts';
+import type { DaemonLog } from './daemon-log.ts';
+import { createPacer } from './pacer.ts';
+import { PeerClient, type PeerAddress } from './peer-client.ts';
+import { PeerServer } from './peer-server.ts';
+
+export interface CheckpointDaemonOptions {
+  readonly node: string;
+  /** This node's L1 level root (tmpfs). */
+  readonly l1Root: string;
+  /** Where this node keeps replicas pushed by peers. */
+  readonly l2Root: string;
+  /** The shared durable level root; absent = no L3. */
+  readonly l3Root?: string;
+  /** Peer TCP listener (port 0 picks one). */
+  readonly listen: { readonly host: string; readonly port: number };
+  /** The node this daemon pushes its L1 shards to (from the topology: another server). */
+  readonly replicaPeer?: PeerAddress;
+  /** Every peer a restore may read replicas from (the replica peer is added). */
+  readonly peers?: readonly PeerAddress[];
+  /** Cap on replication traffic, bytes per second (default: none). */
+  readonly replicationBytesPerSecond?: number;
+  /** How long a slot lease waits for readers before cancelling their work (default 30 s). */
+  readonly leaseTimeoutMs?: number;
+  readonly defaultL3Every?: number;
+  readonly keep?: Partial<Record<Level, number>>;
+  readonly log?: DaemonLog;
+}
+
+/** What a rank tells its daemon when it registers. */
+export interface Registration {
+  readonly worldSize: number;
+  /** The ranks of this job on this node. */
+  readonly localRanks: readonly number[];
+  readonly l3Every?: number;
+  readonly keep?: Partial<Record<Level, number>>;
+}
+
+/** A recent failure the daemon reports in its status (training goes on). */
+export interface DaemonError {
+  readonly at: string;
+  readonly level: Level;
+  readonly step: number;
+  readonly message: string;
+}
+
+interface WorkItem {
+  readonly step: number;
+  readonly records: readonly ShardRecord[];
+  readonly replicate: boolean;
+  readonly persist: boolean;
+  readonly abort: AbortController;
+  state: 'queued' | 'running' | 'done';
+  readonly done: Promise<void>;
+  finish: () => void;
+}
+
+interface JobState {
+  readonly job: string;
+  worldSize: number;
+  localRanks: Set<number>;
+  l3Every: number;
+  keep: Partial<Record<Level, number>>;
+  readonly saved: Map<number, Map<number, ShardRecord>>;
+  ordinal: number;
+  readonly work: WorkItem[];
+  working: boolean;
+  readonly writing: Set<string>;
+  readonly newest: Record<Level, number | null>;
+  readonly errors: DaemonError[];
+  readonly dropped: number[];
+}
+
+/** Per job, what `GET /v1/status` reports. */
+export interface JobStatus {
+  readonly job: string;
+  readonly worldSize: number;
+  readonly localRanks: readonly number[];
+  readonly newest: Readonly<Record<Level, number | null>>;
+  readonly inFlight: readonly { step: number; state: string }[];
+  readonly dropped: readonly number[];
+  readonly errors: readonly DaemonError[];
+}
+
+/** A place a rank's shard of a step can be read from, as the daemon sees it. */
+export interface ShardSourceInfo {
+  readonly level: Level;
+  readonly node: string;
+  /** A path this node can read directly; absent for a remote replica (fetch it through the daemon). */
+  readonly path?: string;
+  readonly bytes: number;
+  readonly xxh3: string;
+}
+
+const maxErrors = 20;
+
+/**
+ * The node's checkpoint daemon: commits L1 once every local rank recorded a step, pushes the
+ * shards to the replica peer (L2) under a bandwidth cap, persists every k-th checkpoint to
+ * durable storage (L3), collects garbage, and answers where a rank's shards can be restored
+ * from. Failures of L2 or L3 are logged and reported, never passed to training.
+ */
+export class CheckpointDaemon {
+  readonly #options: CheckpointDaemonOptions;
+  readonly #log: DaemonLog;
+  readonly #jobs = new Map<string, JobState>();
+  readonly #leases = new LeaseRegistry();
+  readonly #peerServer: PeerServer;
+  readonly #replica: PeerClient | null;
+  readonly #peers: Map<string, PeerClient>;
+  readonly #pace: (bytes: number) => Promise<void>;
+  #address: { host: string; port: number } | null = null;
+
+  constructor(options: CheckpointDaemonOptions) {
+    this.#options = options;
+    this.#log = options.log ?? pino({ name: 'cube-ckpt-daemon', level: 'info' });
+    this.#replica = options.replicaPeer === undefined ? null : new PeerClient(options.replicaPeer);
+    this.#peers = new Map();
+    for (const peer of [
+      ...(options.peers ?? []),
+      ...(options.replicaPeer ? [options.replicaPeer] : []),
+    ])
+      if (peer.node !== options.node && !this.#peers.has(peer.node))
+        this.#peers.set(peer.node, new PeerClient(peer));
+    this.#pace = createPacer({ bytesPerSecond: options.replicationBytesPerSecond ?? Infinity });
+    this.#peerServer = new PeerServer({
+      node: options.node,
+      l2Root: options.l2Root,
+      readRoots: () => [
+        { level: 'L1', root: options.l1Root },
+        { level: 'L2', root: options.l2Root },
+      ],
+      log: this.#log,
+      onReplicaCommitted: (job) => void this.#collect(job),
+    });
+  }
+
+  get node(): string {
+    return this.#options.node;
+  }
+
+  /** The peer listener's address (after `start`). */
+  get address(): { host: string; port: number } {
+    if (this.#address === null) throw new CubeError('INTERNAL', 'daemon not started');
+    return this.#address;
+  }
+
+  async start(): Promise<void> {
+    this.#address = await this.#peerServer.listen(
+      this.#options.listen.host,
+      this.#options.listen.port,
+    );
+    this.#log.info({ node: this.#options.node, peer: this.#address }, 'checkpoint daemon started');
+  }
+
+  async stop(): Promise<void> {
+    for (const job of this.#jobs.values()) for (const item of job.work) item.abort.abort();
+    this.#replica?.close();
+    for (const peer of this.#peers.values()) peer.close();
+    await this.#peerServer.close();
+  }
+
+  /** A rank announces itself; the last registration of a job wins for its settings. */
+  register(job: string, rank: number, registration: Registration): void {
+    if (!registration.localRanks.includes(rank))
+      throw new CubeError('INVALID_VALUE', `rank ${rank} registers but is not in localRanks`, {
+        where: { field: 'localRanks', rank },
+      });
+    const state = this.#jobs.get(job);
+    const l3Every = registration.l3Every ?? this.#options.defaultL3Every ?? 1;
+    const keep = { ...this.#options.keep, ...registration.keep };
+    if (state === undefined)
+      this.#jobs.set(job, {
+        job,
+        worldSize: registration.worldSize,
+        localRanks: new Set(registration.localRanks),
+        l3Every,
+        keep,
+        saved: new Map(),
+        ordinal: 0,
+        work: [],
+        working: false,
+        writing: new Set(),
+        newest: { L1: null, L2: null, L3: null },
+        errors: [],
+        dropped: [],
+      });
+    else {
+      state.worldSize = registration.worldSize;
+      state.localRanks = new Set(registration.localRanks);
+      state.l3Every = l3Every;
+      state.keep = keep;
+    }
+  }
+
+  /**
+   * A rank is about to overwrite an L1 slot: wait until no queued or running work reads it,
+   * cancelling that work after the lease timeout (the step it served is superseded).
+   */
+  async leaseSlot(
+    job: string,
+    rank: number,
+    slotFile: string,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const state = this.#job(job);
+    const readers = (): WorkItem[] =>
+      state.work.filter(
+        (item) => item.state !== 'done' && item.records.some((r) => r.file === slotFile),
+      );
+    const waiting = readers();
+    if (waiting.length > 0) {
+      const timeoutMs = this.#options.leaseTimeoutMs ?? 30_000;
+      const timedOut = await Promise.race([
+        Promise.all(waiting.map((w) => w.done)).then(() => false),
+        new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(true), timeoutMs);
+          signal?.addEventListener('abort', () => {
+            clearTimeout(timer);
+            resolve(true);
+          });
+        }),
+      ]);
+      if (timedOut) {
+        for (const item of readers()) {
+          item.abort.abort();
+          if (!state.dropped.includes(item.step)) state.dropped.push(item.step);
+          this.#log.warn(
+            { job, step: item.step, rank, slot: slotFile },
+            'replication/persistence of a step cancelled: its slot is being reused',
+          );
+        }
+        await Promise.all(readers().map((w) => w.done));
+      }
+    }
+    state.writing.add(`${rank}:${slotFile}`);
+  }
+
+  /** A rank's shard is durable at L1: commit the node's step when complete, then replicate and persist. */
+  async saved(record: ShardRecord): Promise<void> {
+    const state = this.#job(record.job);
+    state.writing.delete(`${record.rank}:${record.file}`);
+    if (!state.localRanks.has(record.rank))
+      throw new CubeError('INVALID_VALUE', `rank ${record.rank} is not local to ${this.node}`, {
+        where: { rank: record.rank, node: this.node },
+      });
+    const byRank = state.saved.get(record.step) ?? new Map<number, ShardRecord>();
+    state.saved.set(record.step, byRank);
+    byRank.set(record.rank, record);
+    if (![...state.localRanks].every((r) => byRank.has(r))) return;
+    state.saved.delete(record.step);
+    for (const old of state.saved.keys()) if (old < record.step) state.saved.delete(old);
+    const expectRanks = [...state.localRanks].sort((a, b) => a - b);
+    const commit = await tryCommit(this.#options.l1Root, record.job, record.step, {
+      level: 'L1',
+      expectRanks,
+    });
+    if (commit.kind === 'incomplete') {
+      this.#error(
+        state,
+        'L1',
+        record.step,
+        `L1 commit incomplete: ${commit.gaps.map((g) => g.kind).join(', ')}`,
+      );
+      return;
+    }
+    state.newest.L1 = record.step;
+    state.ordinal += 1;
+    const persist = this.#options.l3Root !== undefined && state.ordinal % state.l3Every === 0;
+    this.#enqueue(state, {
+      step: record.step,
+      records: expectRanks.map((r) => byRank.get(r) as ShardRecord),
+      replicate: this.#replica !== null,
+      persist,
+    });
+  }
+
+  /** Where `rank`'s shards of `job` can be read from, newest step first, nearest level first. */
+  async sources(
+    job: string,
+    rank: number,
+  ): Promise<{ step: number; sources: ShardSourceInfo[] }[]> {
+    const byStep = new Map<number, ShardSourceInfo[]>();
+    const add = (step: number, source: ShardSourceInfo): void => {
+      const list = byStep.get(step) ?? [];
+      list.push(source);
+      byStep.set(step, list);
+    };
+    const local: [Level, string | undefined][] = [
+      ['L1', this.#options.l1Root],
+      ['L2', this.#options.l2Root],
+      ['L3', this.#options.l3Root],
+    ];
+    for (const [level, root] of local) {
+      if (root === undefined) continue;
+      for (const status of await scanJob(root, job, { level })) {
+        if (!isCommitted(status) || status.manifest === null) continue;
+        const shard = status.manifest.shards.find((s) => s.rank === rank);
+        if (shard === undefined) continue;
+        add(status.step, {
+          level,
+          node: level === 'L3' ? 'durable' : this.node,
+          path: asStore(root).locate(fileKey(job, shard.file)),
+          bytes: shard.bytes,
+          xxh3: shard.xxh3,
+        });
+      }
+    }
+    await Promise.all(
+      [...this.#peers.values()].map(async (peer) => {
+        try {
+          for (const holding of await peer.list(job))
+            if (holding.ranks.includes(rank))
+              add(holding.step, { level: 'L2', node: peer.peer.node, bytes: -1, xxh3: '' });
+        } catch (error) {
+          this.#log.warn(
+            { peer: peer.peer.node, err: String(error) },
+            'peer unreachable for restore',
+          );
+        }
+      }),
+    );
+    const order: Record<Level, number> = { L1: 0, L2: 1, L3: 2 };
+    return [...byStep.entries()]
+      .sort(([a], [b]) => b - a)
+      .map(([step, sources]) => ({
+        step,
+        sources: sources.sort(
+          (a, b) =>
+            order[a.level] - order[b.level] ||
+            Number(b.node === this.node) - Number(a.node === this.node),
+        ),
+      }));
+  }
+
+  /** Streams a shard held by `node` (this one or a peer) at `level`. */
+  async fetchShard(
+    job: string,
+    step: number,
+    rank: number,
+    node: string,
+    signal?: AbortSignal,
+  ): Promise<{ bytes: number; xxh3: string; payload: AsyncIterable<Uint8Array> }> {
+    if (node === this.node || node === 'durable') {
+      const list = await this.sources(job, rank);
+      const source = list
+        .find((s) => s.step === step)
+        ?.sources.find((s) => s.path !== undefined && s.node === node);
+      if (source?.path === undefined)
+        throw new CubeError('FILE_NOT_FOUND', `no shard of rank ${rank} step ${step} on ${node}`, {
+          where: { node, rank },
+        });
+      const { createReadStream } = await import('node:fs');
+      return { bytes: source.bytes, xxh3: source.xxh3, payload: createReadStream(source.path) };
+    }
+    const peer = this.#peers.get(node);
+    if (peer === undefined)
+      throw new CubeError('UNKNOWN_ID', `unknown peer node "${node}"`, {
+        where: { node, allowed: [...this.#peers.keys()] },
+      });
+    const release = this.#leases.acquire(job, step);
+    try {
+      const shard = await peer.getShard(job, step, rank, signal === undefined ? {} : { signal });
+      return shard;
+    } finally {
+      release();
+    }
+  }
+
+  /** The record of `rank`'s shard of `step` as `node` holds it at `level` (its `extra` included). */
+  async record(
+    job: string,
+    step: number,
+    rank: number,
+    level: Level,
+    node: string,
+  ): Promise<ShardRecord> {
+    if (node === this.node || node === 'durable') {
+      const root =
+        level === 'L1'
+          ? this.#options.l1Root
+          : level === 'L2'
+            ? this.#options.l2Root
+            : this.#options.l3Root;
+      if (root !== undefined) {
+        const status = (await scanJob(root, job, { level })).find((s) => s.step === step);
+        if (status !== undefined && isCommitted(status) && status.ranks.includes(rank)) {
+          const read = await readRecord(root, job, step, rank);
+          if (read.kind === 'valid') return read.value;
+        }
+      }
+      throw new CubeError(
+        'FILE_NOT_FOUND',
+        `no committed record of rank ${rank} step ${step} at ${level} on ${node}`,
+        {
+          where: { node, rank },
+        },
+      );
+    }
+    const peer = this.#peers.get(node);
+    if (peer === undefined)
+      throw new CubeError('UNKNOWN_ID', `unknown peer node "${node}"`, {
+        where: { node, allowed: [...this.#peers.keys()] },
+      });
+    return peer.record(job, step, rank);
+  }
+
+  status(): JobStatus[] {
+    return [...this.#jobs.values()].map((s) => ({
+      job: s.job,
+      worldSize: s.worldSize,
+      localRanks: [...s.localRanks].sort((a, b) => a - b),
+      newest: { ...s.newest },
+      inFlight: s.work
+        .filter((w) => w.state !== 'done')
+        .map((w) => ({ step: w.step, state: w.state })),
+      dropped: [...s.dropped],
+      errors: [...s.errors],
+    }));
+  }
+
+  /** Resolves when every queued item of `job` is done (tests, shutdown). */
+  async idle(job: string): Promise<void> {
+    const state = this.#jobs.get(job);
+    if (state === undefined) return;
+    while (state.work.some((w) => w.state !== 'done'))
+      await Promise.all(state.work.map((w) => w.done));
+  }
+
+  #job(job: string): JobState {
+    const state = this.#jobs.get(job);
+    if (state === undefined)
+      throw new CubeError('UNKNOWN_ID', `job "${job}" has not registered with ${this.node}`, {
+        where: { node: this.node },
+        hint: 'the checkpoint client registers each rank before its first save',
+      });
+    return state;
+  }
+
+  #enqueue(
+    state: JobState,
+    spec: { step: number; records: readonly ShardRecord[]; replicate: boolean; persist: boolean },
+  ): void {
+    let finish = (): void => undefined;
+    const done = new Promise<void>((resolve) => (finish = resolve));
+    const item: WorkItem = { ...spec, abort: new AbortController(), state: 'queued', done, finish };
+    state.work.push(item);
+    if (!state.working) void this.#drain(state);
+  }
+
+  async #drain(state: JobState): Promise<void> {
+    state.working = true;
+    try {
+      for (;;) {
+        const item = state.work.find((w) => w.state === 'queued');
+        if (item === undefined) break;
+        item.state = 'running';
+        try {
+          await this.#run(state, item);
+        } finally {
+          item.state = 'done';
+          item.finish();
+          state.work.splice(state.work.indexOf(item), 1);
+        }
+        await this.#collect(state.job);
+      }
+    } finally {
+      state.working = false;
+    }
+  }
+
+  async #run(state: JobState, item: WorkItem): Promise<void> {
+    const release = this.#leases.acquire(state.job, item.step);
+    const signal = item.abort.signal;
+    try {
+      if (item.replicate && this.#replica !== null && !signal.aborted) {
+        const setRanks = item.records.map((r) => r.rank);
+        try {
+          const l1 = asStore(this.#options.l1Root);
+          for (const record of item.records) {
+            const payload = await l1.get(fileKey(record.job, record.file), { signal });
+            await this.#replica.putShard(record, setRanks, payload, { pace: this.#pace, signal });
+          }
+          state.newest.L2 = Math.max(state.newest.L2 ?? -1, item.step);
+        } catch (error) {
+          if (!signal.aborted) this.#error(state, 'L2', item.step, describe(error));
+        }
+      }
+      if (item.persist && this.#options.l3Root !== undefined && !signal.aborted) {
+        try {
+          const result = await persistStep(
+            this.#options.l1Root,
+            this.#options.l3Root,
+            state.job,
+            item.step,
+            {
+              from: 'L1',
+              to: 'L3',
+              ranks: item.records.map((r) => r.rank),
+              expectRanks: Array.from({ length: state.worldSize }, (_, r) => r),
+              signal,
+            },
+          );
+          if (result.commit.kind !== 'incomplete')
+            state.newest.L3 = Math.max(state.newest.L3 ?? -1, item.step);
+        } catch (error) {
+          if (!signal.aborted) this.#error(state, 'L3', item.step, describe(error));
+        }
+      }
+    } finally {
+      release();
+    }
+  }
+
+  async #collect(job: string): Promise<void> {
+    const state = this.#jobs.get(job);
+    try {
+      await collectGarbage(
+        {
+          L1: this.#options.l1Root,
+          L2: this.#options.l2Root,
+          ...(this.#options.l3Root === undefined ? {} : { L3: this.#options.l3Root }),
+        },
+        job,
+        { keep: { ...defaultKeep, ...(state?.keep ?? this.#options.keep) }, leases: this.#leases },
+      );
+    } catch (error) {
+      this.#log.warn({ job, err: describe(error) }, 'garbage collection failed');
+    }
+  }
+
+  #error(state: JobState, level: Level, step: number, message: string): void {
+    state.errors.push({ at: new Date().toISOString(), level, step, message });
+    if (state.errors.length > maxErrors) state.errors.splice(0, state.errors.length - maxErrors);
+    this.#log.warn(
+      { job: state.job, level, step, err: message },
+      'checkpoint level failed; training continues',
+    );
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,131 @@
+import type { Socket } from 'node:net';
+import { CubeError } from '../../core/index.ts';
+
+/**
+ * The daemon-to-daemon wire format: a 4-byte big-endian header length, a JSON header, then
+ * `header.bytes` raw payload bytes when the header carries a payload. Payloads stream in both
+ * directions (a 4 GiB shard is never held in memory), and reading pulls from the socket only as
+ * fast as the consumer writes, so TCP flow control is the back-pressure.
+ */
+export interface FrameHeader {
+  readonly op: string;
+  /** Payload bytes that follow the header; absent or 0 for none. */
+  readonly bytes?: number;
+  readonly [key: string]: unknown;
+}
+
+const maxHeaderBytes = 1 << 20;
+
+/**
+ * Reads frames from a socket, one at a time. Whatever part of a payload its consumer left
+ * unread (say, a write that failed half way) is skipped by the next `next()`, so one failed
+ * transfer never desynchronizes the connection.
+ */
+export class FrameReader {
+  readonly #chunks: AsyncIterator<Buffer, undefined>;
+  #buffered: Buffer = Buffer.alloc(0);
+  /** Payload bytes of the current frame not yet read from the socket. */
+  #left = 0;
+
+  constructor(socket: Socket) {
+    this.#chunks = (socket as AsyncIterable<Buffer, undefined>)[Symbol.asyncIterator]();
+  }
+
+  /** The next frame, or null when the peer closed the connection cleanly between frames. */
+  async next(): Promise<{ header: FrameHeader; payload: AsyncIterable<Buffer> | null } | null> {
+    await this.#skipPayload();
+    const lengthBytes = await this.#take(4, true);
+    if (lengthBytes === null) return null;
+    const headerLength = lengthBytes.readUInt32BE(0);
+    if (headerLength === 0 || headerLength > maxHeaderBytes)
+      throw new CubeError('INVALID_VALUE', `bad frame header length ${headerLength}`);
+    const headerBytes = await this.#take(headerLength, false);
+    if (headerBytes === null) throw new CubeError('FILE_UNREADABLE', 'connection closed mid-frame');
+    const header = JSON.parse(headerBytes.toString('utf8')) as FrameHeader;
+    if (typeof header.op !== 'string')
+      throw new CubeError('INVALID_VALUE', 'frame header without an op');
+    const bytes = header.bytes ?? 0;
+    if (!Number.isSafeInteger(bytes) || bytes < 0)
+      throw new CubeError('INVALID_VALUE', `frame header with a bad byte count ${String(bytes)}`);
+    this.#left = bytes;
+    return { header, payload: bytes > 0 ? this.#payload() : null };
+  }
+
+  async *#payload(): AsyncGenerator<Buffer> {
+    while (this.#left > 0) yield await this.#nextPiece();
+  }
+
+  async #nextPiece(): Promise<Buffer> {
+    if (this.#buffered.length === 0) {
+      const { value, done } = await this.#chunks.next();
+      if (done === true) throw new CubeError('FILE_UNREADABLE', 'connection closed mid-payload');
+      this.#buffered = value;
+    }
+    const take = Math.min(this.#left, this.#buffered.length);
+    const piece = this.#buffered.subarray(0, take);
+    this.#buffered = this.#buffered.subarray(take);
+    this.#left -= take;
+    return piece;
+  }
+
+  async #skipPayload(): Promise<void> {
+    while (this.#left > 0) await this.#nextPiece();
+  }
+
+  /** Exactly `n` bytes; null when the stream ends before the first byte and `eofOk`. */
+  async #take(n: number, eofOk: boolean): Promise<Buffer | null> {
+    while (this.#buffered.length < n) {
+      const { value, done } = await this.#chunks.next();
+      if (done === true) {
+        if (eofOk && this.#buffered.length === 0) return null;
+        throw new CubeError('FILE_UNREADABLE', 'connection closed mid-frame');
+      }
+      this.#buffered = this.#buffered.length === 0 ? value : Buffer.concat([this.#buffered, value]);
+    }
+    const out = this.#buffered.subarray(0, n);
+    this.#buffered = this.#buffered.subarray(n);
+    return out;
+  }
+}
+
+/** Writes `data` and waits for the socket to drain when its buffer is full. */
+export async function writeWithBackpressure(socket: Socket, data: Uint8Array): Promise<void> {
+  if (socket.destroyed) throw new CubeError('FILE_UNREADABLE', 'connection closed while sending');
+  if (socket.write(data)) return;
+  await new Promise<void>((resolve, reject) => {
+    const onDrain = (): void => {
+      socket.off('close', onClose);
+      resolve();
+    };
+    const onClose = (): void => {
+      socket.off('drain', onDrain);
+      reject(new CubeError('FILE_UNREADABLE', 'connection closed while sending'));
+    };
+    socket.once('drain', onDrain);
+    socket.once('close', onClose);
+  });
+}
+
+/** Sends a header and, when given, exactly `header.bytes` payload bytes from `payload`. */
+export async function sendFrame(
+  socket: Socket,
+  header: FrameHeader,
+  payload?: AsyncIterable<Uint8Array>,
+  options: { pace?: (bytes: number) => Promise<void>; signal?: AbortSignal } = {},
+): Promise<void> {
+  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const prefix = Buffer.alloc(4);
+  prefix.writeUInt32BE(json.length, 0);
+  await writeWithBackpressure(socket, Buffer.concat([prefix, json]));
+  if (payload === undefined) return;
+  let sent = 0;
+  for await (const chunk of payload) {
+    options.signal?.throwIfAborted();
+    if (options.pace !== undefined) await options.pace(chunk.byteLength);
+    options.signal?.throwIfAborted();
+    await writeWithBackpressure(socket, chunk);
+    sent += chunk.byteLength;
+  }
+  if (sent !== (header.bytes ?? 0))
+    throw new CubeError('INTERNAL', `sent ${sent} payload bytes, header said ${header.bytes ?? 0}`);
+}

@@ -1,0 +1,47 @@
+import { z } from 'zod';
+import { jobIdSchema, shardRecordSchema } from '../schemas.ts';
+
+/**
+ * The requests one node daemon sends another (docs/checkpoint-format.md, "Daemon-to-daemon
+ * replication"). Every request gets exactly one reply frame; `put-shard` and a successful
+ * `get-shard` carry the shard bytes as the frame payload.
+ */
+export const peerRequestSchema = z.discriminatedUnion('op', [
+  z.object({
+    op: z.literal('put-shard'),
+    /** The record as the source wrote it at L1; the replica's record is rewritten for L2. */
+    record: shardRecordSchema,
+    /** The source node's ranks for this step: the set the replica manifest waits for. */
+    setRanks: z.array(z.int().min(0)).min(1),
+    bytes: z.int().min(0),
+  }),
+  z.object({ op: z.literal('list'), job: jobIdSchema }),
+  z.object({
+    op: z.literal('get-record'),
+    job: jobIdSchema,
+    step: z.int().min(0),
+    rank: z.int().min(0),
+  }),
+  z.object({
+    op: z.literal('get-shard'),
+    job: jobIdSchema,
+    step: z.int().min(0),
+    rank: z.int().min(0),
+  }),
+]);
+export type PeerRequest = z.infer<typeof peerRequestSchema>;
+
+/** A step a daemon holds replicas of (at L2), as `list` reports it. */
+export interface ReplicaHolding {
+  readonly step: number;
+  readonly ranks: readonly number[];
+  readonly bytes: number;
+}
+
+export type PeerReply =
+  | { readonly op: 'ok'; readonly bytes?: number; readonly [key: string]: unknown }
+  | {
+      readonly op: 'error';
+      readonly code: string;
+      readonly message: string;
+    };

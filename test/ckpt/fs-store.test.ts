@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { describe, test } from 'node:test';
+import { CubeError } from '../../src/core/index.ts';
+import { errnoOf, FsDurableStore, readText, xxh3Hex } from '../../src/ckpt/index.ts';
+import { durableStoreContract } from './durable-store.contract.ts';
+import { tempDir } from './helpers.ts';
+
+const dir = tempDir('fs-store');
+let count = 0;
+durableStoreContract('FsDurableStore', () => new FsDurableStore(join(dir, `store-${count++}`)));
+
+function mount(args: readonly string[]): boolean {
+  return spawnSync('mount', args, { stdio: 'ignore' }).status === 0;
+}
+function umount(path: string): void {
+  spawnSync('umount', [path], { stdio: 'ignore' });
+}
+
+function bytesStream(total: number): AsyncIterable<Uint8Array> {
+  return Readable.from(
+    Array.from({ length: Math.ceil(total / (64 * 1024)) }, () => Buffer.alloc(64 * 1024, 7)),
+  );
+}
+
+/** Asserts a storage CubeError with this errno that names `path`. */
+function storageFailure(errno: string, path: string): (e: unknown) => boolean {
+  return (e) => {
+    assert.ok(e instanceof CubeError, String(e));
+    assert.equal(errnoOf(e), errno, e.message);
+    assert.ok(e.message.includes(path), e.message);
+    assert.ok(e.message.includes(errno), e.message);
+    assert.equal(e.where.file, path);
+    assert.equal(e.isBadInput, false, 'a storage failure is a run-time failure (exit 1)');
+    return true;
+  };
+}
+
+describe('FsDurableStore failures', () => {
+  test('a file standing where a directory is expected fails the put, naming the path', async () => {
+    const root = join(dir, 'notdir');
+    const store = new FsDurableStore(root);
+    await store.put('job/keep.json', { kind: 'bytes', bytes: 'earlier' });
+    writeFileSync(join(root, 'blocker'), 'a file');
+    const target = join(root, 'blocker', 'x.json');
+    await assert.rejects(
+      store.put('blocker/x.json', { kind: 'bytes', bytes: 'new' }),
+      storageFailure('ENOTDIR', target),
+    );
+    assert.equal(await readText(store, 'job/keep.json'), 'earlier');
+  });
+
+  test('a full filesystem (ENOSPC) fails the put with the path, and earlier files stay intact', async (t) => {
+    const mnt = join(dir, 'tiny');
+    mkdirSync(mnt);
+    if (!mount(['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt])) {
+      t.skip('cannot mount a tmpfs here (needs root)');
+      return;
+    }
+    t.after(() => umount(mnt));
+    const store = new FsDurableStore(mnt);
+    const earlier = Buffer.alloc(200 * 1024, 1);
+    await store.put('job/step-0000000001/rank-00000.safetensors', {
+      kind: 'bytes',
+      bytes: earlier,
+    });
+
+    // Size unknown in advance (a stream): the write itself hits ENOSPC.
+    const path = join(mnt, 'job', 'step-0000000002', 'rank-00000.safetensors');
+    await assert.rejects(
+      store.put('job/step-0000000002/rank-00000.safetensors', {
+        kind: 'stream',
+        stream: bytesStream(4 * 1024 * 1024),
+      }),
+      storageFailure('ENOSPC', path),
+    );
+    // Overwriting the earlier object with too much leaves the earlier one whole.
+    const earlierPath = join(mnt, 'job', 'step-0000000001', 'rank-00000.safetensors');
+    await assert.rejects(
+      store.put('job/step-0000000001/rank-00000.safetensors', {
+        kind: 'stream',
+        stream: bytesStream(4 * 1024 * 1024),
+      }),
+      storageFailure('ENOSPC', earlierPath),
+    );
+    // Size known in advance: refused before writing anything.
+    await assert.rejects(
+      store.put('job/big', { kind: 'bytes', bytes: Buffer.alloc(2 * 1024 * 1024) }),
+      storageFailure('ENOSPC', join(mnt, 'job', 'big')),
+    );
+    const chunks: Uint8Array[] = [];
+    for await (const c of await store.get('job/step-0000000001/rank-00000.safetensors'))
+      chunks.push(c);
+    assert.equal(xxh3Hex(Buffer.concat(chunks)), xxh3Hex(earlier));
+    assert.deepEqual(
+      readdirSync(join(mnt, 'job', 'step-0000000002')),
+      [],
+      'no temp file is left behind',
+    );
+  });
+
+  test('a read-only filesystem (EROFS) fails the put with the path, earlier files intact', async (t) => {
+    const src = join(dir, 'ro-src');
+    const mnt = join(dir, 'ro');
+    mkdirSync(src);
+    mkdirSync(mnt);
+    const before = new FsDurableStore(src);
+    await before.put('job/a', { kind: 'bytes', bytes: 'earlier' });
+    if (!mount(['--bind', src, mnt])) {
+      t.skip('cannot bind-mount here (needs root)');
+      return;
+    }
+    t.after(() => umount(mnt));
+    if (!mount(['-o', 'remount,ro,bind', mnt])) {
+      t.skip('cannot remount read-only here');
+      return;
+    }
+    const store = new FsDurableStore(mnt);
+    await assert.rejects(
+      store.put('job/a', { kind: 'bytes', bytes: 'new' }),
+      storageFailure('EROFS', join(mnt, 'job', 'a')),
+    );
+    assert.equal(await readText(store, 'job/a'), 'earlier');
+  });
+
+  test('a directory without write permission (EACCES) fails the put with the path', async (t) => {
+    if (process.getuid?.() === 0) {
+      t.skip('root ignores permissions; ENOTDIR, ENOSPC and EROFS cover the failure path');
+      return;
+    }
+    const root = join(dir, 'locked');
+    const store = new FsDurableStore(root);
+    await store.put('job/a', { kind: 'bytes', bytes: 'earlier' });
+    chmodSync(join(root, 'job'), 0o500);
+    t.after(() => chmodSync(join(root, 'job'), 0o700));
+    await assert.rejects(
+      store.put('job/a', { kind: 'bytes', bytes: 'new' }),
+      storageFailure('EACCES', join(root, 'job', 'a')),
+    );
+    assert.equal(await readText(store, 'job/a'), 'earlier');
+  });
+});
