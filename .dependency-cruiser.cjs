@@ -27,6 +27,20 @@ module.exports = {
       to: { path: '^src/(hardware|zoo|plan|sim)/' },
     },
     {
+      name: 'agent-and-control-are-peers',
+      comment:
+        'The node agent and the control plane talk only over HTTP (docs/control-protocol.md): neither imports the other, and neither imports the CLI.',
+      severity: 'error',
+      from: { path: '^src/(agent|backends)/' },
+      to: { path: '^src/(control|cli)/' },
+    },
+    {
+      name: 'control-does-not-import-agent-or-cli',
+      severity: 'error',
+      from: { path: '^src/control/' },
+      to: { path: '^src/(agent|backends|cli)/' },
+    },
+    {
       name: 'core-imports-nothing-of-cube',
       severity: 'error',
       from: { path: '^src/core/' },

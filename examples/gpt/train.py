@@ -89,7 +89,7 @@ class GPT(nn.Module):
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--ckpt-every", type=int, default=20)
+    p.add_argument("--ckpt-every", type=int, default=int(os.environ.get("CUBE_CKPT_EVERY", "20")))
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--heads", type=int, default=4)
@@ -175,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.flush()
             if log_fd is not None:
                 os.write(log_fd, line.encode())  # one write per line: a kill never leaves half a line
+        tokens_per_s = (step - start) * args.batch * args.seq_len * world / (time.perf_counter() - t0)
+        cube.report_progress(step, loss=mean.item(), tokens_per_s=tokens_per_s)
         if step % args.ckpt_every == 0:
             ckpt.save(step, snapshot(step, model, opt, sched, sampler))
     elapsed = time.perf_counter() - t0

@@ -5,6 +5,7 @@
     state = ckpt.load_latest()          # None, or the saved state plus state["__cube__"]
     ckpt.save(step, {"model": model.state_dict(), "optimizer": opt.state_dict(), ...})
     ckpt.wait(); ckpt.close()
+    cube.report_progress(step, loss=loss)  # to the node agent, when one launched this rank
 
 The file formats are docs/checkpoint-format.md.
 """
@@ -16,6 +17,7 @@ from .determinism import DataPosition, ShuffledSampler, capture_rng, restore_rng
 from .errors import CheckpointError, CheckpointWarning
 from .flatten import FlatState, flatten_state, unflatten_state
 from .manifest import read_manifest, read_record
+from .progress import report_progress, report_restored
 from .safetensors_io import decode_shard, encode_shard
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "flatten_state",
     "read_manifest",
     "read_record",
+    "report_progress",
+    "report_restored",
     "restore_rng",
     "seed_everything",
     "unflatten_state",

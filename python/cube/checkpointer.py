@@ -24,6 +24,7 @@ import xxhash
 
 from .config import Config, load_config
 from .daemon_client import DaemonClient
+from .progress import report_restored
 from .errors import CheckpointError, CheckpointWarning
 from .flatten import flatten_state, unflatten_state
 from .layout import LevelPaths, atomic_write, atomic_write_json, rank_name, remove_quiet, write_all
@@ -166,6 +167,8 @@ class Checkpointer:
                 "source": shard.source.describe,
             }
         log.info("restored step %d from %s (%s)", shard.step, shard.source.level, shard.source.describe)
+        # Under a Cube agent the restore becomes the job's `job-restored` event (no-op otherwise).
+        report_restored(shard.step, shard.source.level)
         return state
 
     def close(self) -> None:

@@ -60,7 +60,7 @@ class Slot:
             mm = mmap.mmap(fd, layout.total, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
         except OSError as e:
             os.close(fd)
-            code = "INFEASIBLE" if e.errno in (errno.ENOSPC, errno.ENOMEM) else "FILE_UNREADABLE"
+            code = "STORAGE_FAILED"
             raise CheckpointError(
                 code,
                 f"cannot allocate L1 slot {self.path} ({layout.total} bytes): {e.strerror}",

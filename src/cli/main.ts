@@ -6,6 +6,10 @@ import { registerClusterCommands } from './commands/cluster.ts';
 import { registerZooCommands } from './commands/zoo.ts';
 import { registerCkptCommands } from './commands/ckpt.ts';
 import { registerCkptDaemonCommand } from './commands/ckpt-daemon.ts';
+import { registerControlCommands } from './commands/control.ts';
+import { registerAgentCommand } from './commands/agent.ts';
+import { registerDemoCommand } from './commands/demo.ts';
+import { registerUpCommands } from './commands/up.ts';
 
 /** Builds the `cube` program; each command module adds its subcommands. */
 export function buildProgram(output: CliOutput): Command {
@@ -26,6 +30,10 @@ export function buildProgram(output: CliOutput): Command {
   registerCkptCommands(program, output);
   const ckpt = program.commands.find((c) => c.name() === 'ckpt');
   if (ckpt !== undefined) registerCkptDaemonCommand(ckpt, output);
+  registerControlCommands(program, output);
+  registerAgentCommand(program, output);
+  registerDemoCommand(program, output);
+  registerUpCommands(program, output);
 
   return program;
 }

@@ -34,6 +34,8 @@ export interface CheckpointDaemonOptions {
   readonly defaultL3Every?: number;
   readonly keep?: Partial<Record<Level, number>>;
   readonly log?: DaemonLog;
+  /** Called after each commit this daemon makes: L1 (local ranks), L2 (replicated), L3 (persisted). */
+  readonly onCommit?: (commit: { job: string; level: Level; step: number }) => void;
 }
 
 /** What a rank tells its daemon when it registers. */
@@ -115,8 +117,10 @@ export class CheckpointDaemon {
   readonly #jobs = new Map<string, JobState>();
   readonly #leases = new LeaseRegistry();
   readonly #peerServer: PeerServer;
-  readonly #replica: PeerClient | null;
+  #replica: PeerClient | null;
   readonly #peers: Map<string, PeerClient>;
+  /** Per-job L3 roots set by the launcher; a job without one uses `options.l3Root`. */
+  readonly #l3Roots = new Map<string, string>();
   readonly #pace: (bytes: number) => Promise<void>;
   #address: { host: string; port: number } | null = null;
 
@@ -160,6 +164,42 @@ export class CheckpointDaemon {
       this.#options.listen.port,
     );
     this.#log.info({ node: this.#options.node, peer: this.#address }, 'checkpoint daemon started');
+  }
+
+  /**
+   * Replaces the node this daemon pushes its L1 shards to (null: no replication); the new peer
+   * is also a restore source. A replication in flight to the old peer fails (reported as an L2
+   * error, training goes on).
+   */
+  setReplicaPeer(peer: PeerAddress | null): void {
+    const old = this.#replica?.peer;
+    if (
+      peer !== null &&
+      old?.node === peer.node &&
+      old.host === peer.host &&
+      old.port === peer.port
+    )
+      return;
+    this.#replica?.close();
+    this.#replica = peer === null || peer.node === this.node ? null : new PeerClient(peer);
+    if (peer !== null) this.setPeers([peer]);
+  }
+
+  /** Adds or updates the peers a restore may read replicas from (a changed address replaces the old one). */
+  setPeers(peers: readonly PeerAddress[]): void {
+    for (const peer of peers) {
+      if (peer.node === this.node) continue;
+      const old = this.#peers.get(peer.node);
+      if (old !== undefined && old.peer.host === peer.host && old.peer.port === peer.port) continue;
+      old?.close();
+      this.#peers.set(peer.node, new PeerClient(peer));
+    }
+  }
+
+  /** Sets the durable level root of `job` (the launcher's `l3Path`); undefined: the daemon's default. */
+  setL3Root(job: string, root: string | undefined): void {
+    if (root === undefined) this.#l3Roots.delete(job);
+    else this.#l3Roots.set(job, root);
   }
 
   async stop(): Promise<void> {
@@ -220,16 +260,19 @@ export class CheckpointDaemon {
     const waiting = readers();
     if (waiting.length > 0) {
       const timeoutMs = this.#options.leaseTimeoutMs ?? 30_000;
+      let timer: NodeJS.Timeout | undefined;
       const timedOut = await Promise.race([
         Promise.all(waiting.map((w) => w.done)).then(() => false),
         new Promise<boolean>((resolve) => {
-          const timer = setTimeout(() => resolve(true), timeoutMs);
+          timer = setTimeout(() => resolve(true), timeoutMs);
           signal?.addEventListener('abort', () => {
             clearTimeout(timer);
             resolve(true);
           });
         }),
       ]);
+      // A pending timer would keep a host process (the agent) alive for the whole timeout.
+      clearTimeout(timer);
       if (timedOut) {
         for (const item of readers()) {
           item.abort.abort();
@@ -274,8 +317,9 @@ export class CheckpointDaemon {
       return;
     }
     state.newest.L1 = record.step;
+    this.#options.onCommit?.({ job: record.job, level: 'L1', step: record.step });
     state.ordinal += 1;
-    const persist = this.#options.l3Root !== undefined && state.ordinal % state.l3Every === 0;
+    const persist = this.#l3Root(record.job) !== undefined && state.ordinal % state.l3Every === 0;
     this.#enqueue(state, {
       step: record.step,
       records: expectRanks.map((r) => byRank.get(r) as ShardRecord),
@@ -298,7 +342,7 @@ export class CheckpointDaemon {
     const local: [Level, string | undefined][] = [
       ['L1', this.#options.l1Root],
       ['L2', this.#options.l2Root],
-      ['L3', this.#options.l3Root],
+      ['L3', this.#l3Root(job)],
     ];
     for (const [level, root] of local) {
       if (root === undefined) continue;
@@ -390,7 +434,7 @@ export class CheckpointDaemon {
           ? this.#options.l1Root
           : level === 'L2'
             ? this.#options.l2Root
-            : this.#options.l3Root;
+            : this.#l3Root(job);
       if (root !== undefined) {
         const status = (await scanJob(root, job, { level })).find((s) => s.step === step);
         if (status !== undefined && isCommitted(status) && status.ranks.includes(rank)) {
@@ -491,27 +535,25 @@ export class CheckpointDaemon {
             await this.#replica.putShard(record, setRanks, payload, { pace: this.#pace, signal });
           }
           state.newest.L2 = Math.max(state.newest.L2 ?? -1, item.step);
+          this.#options.onCommit?.({ job: state.job, level: 'L2', step: item.step });
         } catch (error) {
           if (!signal.aborted) this.#error(state, 'L2', item.step, describe(error));
         }
       }
-      if (item.persist && this.#options.l3Root !== undefined && !signal.aborted) {
+      const l3Root = this.#l3Root(state.job);
+      if (item.persist && l3Root !== undefined && !signal.aborted) {
         try {
-          const result = await persistStep(
-            this.#options.l1Root,
-            this.#options.l3Root,
-            state.job,
-            item.step,
-            {
-              from: 'L1',
-              to: 'L3',
-              ranks: item.records.map((r) => r.rank),
-              expectRanks: Array.from({ length: state.worldSize }, (_, r) => r),
-              signal,
-            },
-          );
-          if (result.commit.kind !== 'incomplete')
+          const result = await persistStep(this.#options.l1Root, l3Root, state.job, item.step, {
+            from: 'L1',
+            to: 'L3',
+            ranks: item.records.map((r) => r.rank),
+            expectRanks: Array.from({ length: state.worldSize }, (_, r) => r),
+            signal,
+          });
+          if (result.commit.kind !== 'incomplete') {
             state.newest.L3 = Math.max(state.newest.L3 ?? -1, item.step);
+            this.#options.onCommit?.({ job: state.job, level: 'L3', step: item.step });
+          }
         } catch (error) {
           if (!signal.aborted) this.#error(state, 'L3', item.step, describe(error));
         }
@@ -523,12 +565,13 @@ export class CheckpointDaemon {
 
   async #collect(job: string): Promise<void> {
     const state = this.#jobs.get(job);
+    const l3Root = this.#l3Root(job);
     try {
       await collectGarbage(
         {
           L1: this.#options.l1Root,
           L2: this.#options.l2Root,
-          ...(this.#options.l3Root === undefined ? {} : { L3: this.#options.l3Root }),
+          ...(l3Root === undefined ? {} : { L3: l3Root }),
         },
         job,
         { keep: { ...defaultKeep, ...(state?.keep ?? this.#options.keep) }, leases: this.#leases },
@@ -536,6 +579,10 @@ export class CheckpointDaemon {
     } catch (error) {
       this.#log.warn({ job, err: describe(error) }, 'garbage collection failed');
     }
+  }
+
+  #l3Root(job: string): string | undefined {
+    return this.#l3Roots.get(job) ?? this.#options.l3Root;
   }
 
   #error(state: JobState, level: Level, step: number, message: string): void {

@@ -44,6 +44,17 @@ export async function startLocalApi(
   daemon: CheckpointDaemon,
   socketPath: string,
 ): Promise<FastifyInstance> {
+  const app = buildLocalApi(daemon);
+  await rm(socketPath, { force: true });
+  await app.listen({ path: socketPath });
+  return app;
+}
+
+/**
+ * The local API's Fastify app with the daemon's routes, not yet listening: a host process (the
+ * node agent) adds its own routes, then listens on the socket they share.
+ */
+export function buildLocalApi(daemon: CheckpointDaemon): FastifyInstance {
   const app = fastify({ logger: false });
   app.setErrorHandler((error, _request, reply) => {
     const status = (error as { statusCode?: number }).statusCode;
@@ -110,7 +121,5 @@ export async function startLocalApi(
 
   app.get('/v1/status', () => ({ node: daemon.node, peer: daemon.address, jobs: daemon.status() }));
 
-  await rm(socketPath, { force: true });
-  await app.listen({ path: socketPath });
   return app;
 }

@@ -1,0 +1,10 @@
+export { NodeAgent, defaultL1Root } from './node-agent.ts';
+export type { AgentEnd, NodeAgentOptions, NodeAgentSnapshot } from './node-agent.ts';
+export type { AgentLog } from './agent-log.ts';
+export { silentLog } from './agent-log.ts';
+export * from './devices/index.ts';
+export * from './probes/index.ts';
+export * from './protocol.ts';
+export { rankEnv } from './rank-env.ts';
+export type { RankEnvContext } from './rank-env.ts';
+export { controlUrl } from './control-client.ts';

@@ -1,0 +1,70 @@
+import { rm } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import type { z } from 'zod';
+import { CubeError, formatIssuePath } from '../core/index.ts';
+import { buildLocalApi, type CheckpointDaemon } from '../ckpt/daemon/index.ts';
+import {
+  progressReportSchema,
+  restoredReportSchema,
+  type ProgressReport,
+  type RestoredReport,
+} from './protocol.ts';
+
+/** Unix socket paths are limited to 107 bytes on Linux. */
+const maxSocketPathBytes = 107;
+
+/** What the agent does with reports from its ranks; false: no such rank runs here. */
+export interface RankReports {
+  readonly progress: (report: ProgressReport) => boolean;
+  readonly restored: (report: RestoredReport) => boolean;
+}
+
+/**
+ * The agent's Unix socket: the checkpoint daemon's local API (docs/checkpoint-format.md) plus
+ * `POST /v1/progress {jobId, rank, step, loss, tokensPerS}` (`cube.report_progress`) and
+ * `POST /v1/restored {jobId, rank, step, level}` (`cube.report_restored`), answered 204, or
+ * 404 when no such rank runs on this node.
+ */
+export async function startLocalSocket(
+  daemon: CheckpointDaemon,
+  socketPath: string,
+  reports: RankReports,
+): Promise<FastifyInstance> {
+  if (Buffer.byteLength(socketPath) > maxSocketPathBytes)
+    throw new CubeError(
+      'INVALID_VALUE',
+      `the agent socket path ${socketPath} is longer than ${maxSocketPathBytes} bytes`,
+      { where: { field: '--data-dir' }, hint: 'use a shorter --data-dir' },
+    );
+  const app = buildLocalApi(daemon);
+  const route = <S extends z.ZodType<{ jobId: string; rank: number }>>(
+    path: string,
+    schema: S,
+    accept: (report: z.output<S>) => boolean,
+  ): void => {
+    app.post(path, (request, reply) => {
+      const parsed = schema.safeParse(request.body);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        const at = issue === undefined ? '' : formatIssuePath(issue.path);
+        throw new CubeError(
+          'INVALID_VALUE',
+          `${path}: ${at === '' ? '' : `${at}: `}${issue?.message ?? 'invalid'}`,
+          { where: { path: at } },
+        );
+      }
+      if (!accept(parsed.data))
+        throw new CubeError(
+          'UNKNOWN_ID',
+          `no rank ${parsed.data.rank} of job ${parsed.data.jobId} runs on this node`,
+          { where: { rank: parsed.data.rank } },
+        );
+      void reply.status(204).send();
+    });
+  };
+  route('/v1/progress', progressReportSchema, reports.progress);
+  route('/v1/restored', restoredReportSchema, reports.restored);
+  await rm(socketPath, { force: true });
+  await app.listen({ path: socketPath });
+  return app;
+}

@@ -1,0 +1,2 @@
+export { LocalBackend } from './local-backend.ts';
+export { RotatingLog } from './rotating-log.ts';

@@ -1,0 +1,182 @@
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { CubeError } from '../../core/index.ts';
+import { NodeAgent, selectDevicePlugin } from '../../agent/index.ts';
+import { parsePositiveInt } from '../flags.ts';
+import type { CliOutput } from '../output.ts';
+
+function parseLabels(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const labels = { ...previous };
+  for (const part of value.split(',')) {
+    if (part.trim() === '') continue;
+    const match = /^([A-Za-z0-9._/-]+)=([^,]*)$/.exec(part.trim());
+    if (match === null)
+      throw new CubeError(
+        'BAD_FLAG',
+        `--labels must look like server=s0,superNode=sn0, got "${value}"`,
+        {
+          where: { field: '--labels' },
+        },
+      );
+    labels[match[1] ?? ''] = match[2] ?? '';
+  }
+  return labels;
+}
+
+function parseListen(value: string): { host: string; port: number } {
+  const match = /^([^:\s]+):(\d{1,5})$/.exec(value);
+  if (match === null || Number(match[2]) > 65535)
+    throw new CubeError('BAD_FLAG', `--ckpt-listen must be HOST:PORT, got "${value}"`, {
+      where: { field: '--ckpt-listen' },
+    });
+  return { host: match[1] ?? '', port: Number(match[2]) };
+}
+
+function parseRole(value: string): 'worker' | 'spare' {
+  if (value !== 'worker' && value !== 'spare')
+    throw new CubeError('BAD_FLAG', `--role must be worker or spare, got "${value}"`, {
+      where: { field: '--role', allowed: ['worker', 'spare'] },
+    });
+  return value;
+}
+
+function parseBytes(flag: string): (value: string) => number {
+  return (value) => {
+    const match = /^(\d+)\s*(B|KiB|MiB|GiB)?$/i.exec(value.trim());
+    const scale: Record<string, number> = { b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+    const n =
+      match === null ? NaN : Number(match[1]) * (scale[(match[2] ?? 'b').toLowerCase()] ?? 1);
+    if (!Number.isSafeInteger(n) || n <= 0)
+      throw new CubeError('BAD_FLAG', `${flag} must be a size such as 16MiB, got "${value}"`, {
+        where: { field: flag },
+      });
+    return n;
+  };
+}
+
+interface AgentFlags {
+  server: string;
+  token: string;
+  name: string;
+  devices: string;
+  labels?: Record<string, string>;
+  role?: 'worker' | 'spare';
+  dataDir?: string;
+  l1?: string;
+  ckptListen: { host: string; port: number };
+  heartbeatMs?: number;
+  probeCommand?: string;
+  probeIntervalMs?: number;
+  logMaxBytes?: number;
+  logKeep?: number;
+}
+
+/**
+ * `cube agent`: this node's agent, until SIGTERM or SIGINT (which stop its ranks first). Prints
+ * one JSON line `{joined: true, nodeId, name, socket, peer}` once it has joined.
+ */
+export function registerAgentCommand(program: Command, output: CliOutput): void {
+  program
+    .command('agent')
+    .description('run the node agent: join the control plane, report devices and health, run ranks')
+    .requiredOption('--server <url>', 'the control plane, e.g. http://10.0.0.1:7070')
+    .requiredOption('--token <join-token>', "the cluster's join token")
+    .option('--name <name>', "this node's name", hostname())
+    .option('--devices <spec>', 'cpu:N, nvidia, amd or auto', 'auto')
+    .option('--labels <k=v,...>', 'node labels, e.g. server=s0,superNode=sn0', parseLabels)
+    .option('--role <role>', 'worker or spare', parseRole)
+    .option(
+      '--data-dir <dir>',
+      'credential, logs, replicas (default ~/.local/share/cube/agent-<name>)',
+    )
+    .option('--l1 <dir>', 'L1 checkpoint root on tmpfs (default /dev/shm/cube-<name>)')
+    .option('--ckpt-listen <host:port>', "the checkpoint daemon's peer listener", parseListen, {
+      host: '127.0.0.1',
+      port: 0,
+    })
+    .option(
+      '--heartbeat-ms <ms>',
+      'heartbeat interval (default: as the control plane says)',
+      parsePositiveInt('--heartbeat-ms'),
+    )
+    .option('--probe-command <cmd>', 'a health check run with /bin/sh -c; non-zero exit is a fault')
+    .option(
+      '--probe-interval-ms <ms>',
+      'how often devices and probes are checked (default 5000)',
+      parsePositiveInt('--probe-interval-ms'),
+    )
+    .option(
+      '--log-max-bytes <size>',
+      'rotate a rank log at this size (default 16MiB)',
+      parseBytes('--log-max-bytes'),
+    )
+    .option(
+      '--log-keep <n>',
+      'rotated rank log files kept (default 3)',
+      parsePositiveInt('--log-keep'),
+    )
+    .action(async (flags: AgentFlags) => {
+      const devices = await selectDevicePlugin(flags.devices);
+      const dataDir =
+        flags.dataDir ??
+        join(process.env.HOME ?? '.', '.local', 'share', 'cube', `agent-${flags.name}`);
+      const agent = new NodeAgent({
+        server: flags.server,
+        joinToken: flags.token,
+        name: flags.name,
+        dataDir,
+        devices,
+        ckptListen: flags.ckptListen,
+        ...(flags.labels === undefined ? {} : { labels: flags.labels }),
+        ...(flags.role === undefined ? {} : { role: flags.role }),
+        ...(flags.l1 === undefined ? {} : { l1Root: flags.l1 }),
+        ...(flags.heartbeatMs === undefined ? {} : { heartbeatMs: flags.heartbeatMs }),
+        ...(flags.probeCommand === undefined ? {} : { probeCommand: flags.probeCommand }),
+        ...(flags.probeIntervalMs === undefined ? {} : { probeIntervalMs: flags.probeIntervalMs }),
+        ...(flags.logMaxBytes === undefined ? {} : { logMaxBytes: flags.logMaxBytes }),
+        ...(flags.logKeep === undefined ? {} : { logKeepFiles: flags.logKeep }),
+      });
+      const stopping = new AbortController();
+      const onSignal = (): void => stopping.abort();
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
+      try {
+        try {
+          await agent.start({ signal: stopping.signal });
+        } catch (error) {
+          // Stopped while it was still joining: nothing ran yet, nothing failed.
+          if (stopping.signal.aborted) return;
+          throw error;
+        }
+        const s = agent.snapshot();
+        output.out(
+          JSON.stringify({
+            joined: true,
+            nodeId: s.nodeId,
+            name: s.name,
+            socket: s.socketPath,
+            peer: s.peer,
+          }),
+        );
+        const end = await Promise.race([
+          agent.done,
+          new Promise<'signal'>((resolve) =>
+            stopping.signal.addEventListener('abort', () => resolve('signal')),
+          ),
+        ]);
+        if (end === 'signal') await agent.stop();
+        if (end === 'killed')
+          throw new CubeError(
+            'INFEASIBLE',
+            `agent ${flags.name} stopped by an injected kill-node fault`,
+            {
+              where: { node: flags.name },
+            },
+          );
+      } finally {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+      }
+    });
+}

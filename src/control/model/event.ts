@@ -1,0 +1,130 @@
+import { z } from 'zod';
+import type { Immutable } from './immutable.ts';
+import { CheckpointLevelSchema } from './progress.ts';
+
+// Each kind's `data` names what the kind needs; the objects are loose so a writer may add
+// context (a message, a count) without a schema change, and readers keep what they do not know.
+const nothing = z.looseObject({});
+const withReason = z.looseObject({ reason: z.string().optional() });
+
+/** Why a fault was detected. */
+export const FaultCauseSchema = z.enum([
+  'rank-exit',
+  'heartbeat-timeout',
+  'hang',
+  'probe-failed',
+  'injected',
+]);
+export type FaultCause = z.output<typeof FaultCauseSchema>;
+
+function body<const K extends string, D extends z.ZodType>(kind: K, data: D) {
+  return z.strictObject({
+    kind: z.literal(kind),
+    jobId: z.string().min(1).optional(),
+    nodeId: z.string().min(1).optional(),
+    rank: z.int().min(0).optional(),
+    attempt: z.int().min(0).optional(),
+    data,
+  });
+}
+
+/**
+ * What an event says, without its id and time: a discriminated union on `kind`, each kind
+ * with its own `data`. `data` may be left out for kinds whose fields are all optional.
+ */
+export const EventBodySchema = z.discriminatedUnion('kind', [
+  body(
+    'job-submitted',
+    z.looseObject({
+      name: z.string(),
+      priority: z.int().optional(),
+      worldSize: z.int().optional(),
+    }),
+  ),
+  body(
+    'job-scheduled',
+    // The placement itself is on the job; a writer may copy it here as it likes.
+    z.looseObject({ explanation: z.array(z.string()).optional() }).prefault({}),
+  ),
+  body('job-waiting', z.looseObject({ reason: z.string() })),
+  body('rank-launched', z.looseObject({ pid: z.int().nullable().optional() }).prefault({})),
+  body('rank-running', z.looseObject({ pid: z.int().nullable().optional() }).prefault({})),
+  body(
+    'rank-exited',
+    z
+      .looseObject({
+        exitCode: z.int().nullable().optional(),
+        signal: z.string().nullable().optional(),
+      })
+      .prefault({}),
+  ),
+  body('job-running', nothing.prefault({})),
+  body(
+    'checkpoint-committed',
+    z.looseObject({ level: CheckpointLevelSchema, step: z.int().min(0) }),
+  ),
+  body(
+    'fault-detected',
+    z.looseObject({ cause: FaultCauseSchema, message: z.string().optional() }),
+  ),
+  body(
+    'node-cordoned',
+    z
+      .looseObject({ reason: z.string().optional(), by: z.enum(['user', 'fault']).optional() })
+      .prefault({}),
+  ),
+  body('node-uncordoned', withReason.prefault({})),
+  body('spare-taken', z.looseObject({ replacesNodeId: z.string().optional() }).prefault({})),
+  body(
+    'job-restarting',
+    z
+      .looseObject({
+        reason: z.string().optional(),
+        restarts: z.int().min(0).optional(),
+        backoffSeconds: z.number().min(0).optional(),
+      })
+      .prefault({}),
+  ),
+  body('job-restored', z.looseObject({ step: z.int().min(0), level: CheckpointLevelSchema })),
+  body('job-resumed', z.looseObject({ step: z.int().min(0).optional() }).prefault({})),
+  body('job-succeeded', withReason.prefault({})),
+  body('job-failed', withReason.prefault({})),
+  body('job-cancelled', withReason.prefault({})),
+  body('node-joined', z.looseObject({ name: z.string(), rejoined: z.boolean() })),
+  body('node-down', withReason.prefault({})),
+  body('node-up', withReason.prefault({})),
+]);
+
+/** Every event kind. */
+export const eventKinds = EventBodySchema.options.map((option) => option.shape.kind.value);
+export type EventKind = z.output<typeof EventBodySchema>['kind'];
+
+/** The envelope the store adds: a monotonic id and the time, ISO 8601 with milliseconds. */
+export const EventStampSchema = z.strictObject({
+  id: z.int().min(1),
+  at: z.iso.datetime({ offset: false, precision: 3 }),
+});
+
+type EventOutput = z.output<typeof EventBodySchema> & z.output<typeof EventStampSchema>;
+
+/** An event as stored and served: its body plus id and time. */
+export const EventSchema: z.ZodType<EventOutput> = z.discriminatedUnion(
+  'kind',
+  // Zod cannot map a tuple of schemas and keep its type; the declared type above says it.
+  EventBodySchema.options.map((option) => option.extend(EventStampSchema.shape)) as unknown as [
+    z.ZodObject,
+    ...z.ZodObject[],
+  ],
+) as unknown as z.ZodType<EventOutput>;
+
+/** An event as stored and served (`at` is an ISO string; see docs/control-protocol.md). */
+export type Event = Immutable<EventOutput>;
+
+/** The event of one kind. */
+export type EventOf<K extends EventKind> = Extract<Event, { readonly kind: K }>;
+
+/**
+ * An event to append. The store assigns the id, and the time unless `atMs` (epoch ms) is
+ * given; `data` may be omitted where all its fields are optional.
+ */
+export type NewEvent = Immutable<z.input<typeof EventBodySchema>> & { readonly atMs?: number };

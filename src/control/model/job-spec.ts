@@ -1,0 +1,175 @@
+import { z } from 'zod';
+import { parseDocument } from 'yaml';
+import { CubeError, formatIssuePath, nearestNames, schemaError } from '../../core/index.ts';
+import type { Immutable } from './immutable.ts';
+import { DeviceKindSchema } from './node.ts';
+
+const count = z.int().min(1);
+
+/** How many ranks a job runs: `nodes` x `devicesPerNode`. */
+export const RanksSchema = z.strictObject({ nodes: count, devicesPerNode: count });
+
+/** The parallel layout; its product must be the world size. */
+export const LayoutSchema = z.strictObject({ tp: count, pp: count, dp: count });
+
+/** Checkpoints to keep at each level. */
+export const CheckpointKeepSchema = z.strictObject({
+  L1: count.default(2),
+  L2: count.default(2),
+  L3: count.default(3),
+});
+
+export const CheckpointPolicySchema = z.strictObject({
+  /** Passed to the trainer as CUBE_CKPT_EVERY. */
+  everySteps: count.default(10),
+  /** Every k-th checkpoint also goes to L3. */
+  l3Every: count.default(1),
+  /** Default: `<data dir>/l3`. */
+  l3Path: z.string().min(1).optional(),
+  keep: CheckpointKeepSchema.prefault({}),
+});
+
+export const RestartPolicySchema = z.strictObject({
+  maxRestarts: z.int().min(0).default(3),
+  /** Doubles per restart, capped at 60. */
+  backoffSeconds: z.number().min(0).default(1),
+});
+
+export const FaultPolicySchema = z.strictObject({
+  /** A node is considered down after this long without a heartbeat. */
+  heartbeatTimeoutSeconds: z.number().positive().default(5),
+  /** A running rank that reports no progress for this long is hung. */
+  hangTimeoutSeconds: z.number().positive().default(120),
+});
+
+const JobSpecObjectSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9-]{1,63}$/, 'must be 1 to 63 characters of a-z, 0-9 and -'),
+  command: z.array(z.string().min(1)).min(1, 'must name the program to run'),
+  /** Relative to the submitter's cwd; resolved at submit time. */
+  workingDir: z.string().min(1).default('.'),
+  env: z
+    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment name'), z.string())
+    .default({}),
+  ranks: RanksSchema,
+  deviceType: DeviceKindSchema,
+  /** Higher runs first. */
+  priority: z.int().default(0),
+  layout: LayoutSchema.optional(),
+  checkpoint: CheckpointPolicySchema.prefault({}),
+  restart: RestartPolicySchema.prefault({}),
+  faults: FaultPolicySchema.prefault({}),
+});
+
+/** The job spec of docs/control-protocol.md, with its defaults filled in. */
+export const JobSpecSchema = JobSpecObjectSchema.superRefine((spec, ctx) => {
+  const { layout, ranks } = spec;
+  if (layout === undefined) return;
+  const worldSize = ranks.nodes * ranks.devicesPerNode;
+  const product = layout.tp * layout.pp * layout.dp;
+  if (product !== worldSize) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['layout'],
+      message: `tp*pp*dp = ${layout.tp}*${layout.pp}*${layout.dp} = ${product} must equal the world size ranks.nodes*ranks.devicesPerNode = ${ranks.nodes}*${ranks.devicesPerNode} = ${worldSize}`,
+    });
+  }
+});
+
+/** A validated job spec with every default filled in. */
+export type JobSpec = Immutable<z.output<typeof JobSpecSchema>>;
+/** A job spec as written, before defaults. */
+export type JobSpecInput = z.input<typeof JobSpecSchema>;
+
+/** The keys each object of the spec allows, by its path, to name near misses. */
+const knownKeys: Readonly<Record<string, readonly string[]>> = {
+  '': Object.keys(JobSpecObjectSchema.shape),
+  ranks: Object.keys(RanksSchema.shape),
+  layout: Object.keys(LayoutSchema.shape),
+  checkpoint: Object.keys(CheckpointPolicySchema.shape),
+  'checkpoint.keep': Object.keys(CheckpointKeepSchema.shape),
+  restart: Object.keys(RestartPolicySchema.shape),
+  faults: Object.keys(FaultPolicySchema.shape),
+};
+
+/** World size of a spec: nodes x devices per node. */
+export function worldSizeOf(spec: Pick<JobSpec, 'ranks'>): number {
+  return spec.ranks.nodes * spec.ranks.devicesPerNode;
+}
+
+/**
+ * Validates an already parsed job spec (e.g. a JSON request body) and fills its defaults.
+ * Throws CubeError INVALID_FILE whose `where.path` names the first bad field; an unknown key
+ * is named by its own path (`checkpoint.evrySteps`) with the nearest known keys as a hint.
+ */
+export function validateJobSpec(value: unknown, options: { file?: string } = {}): JobSpec {
+  const parsed = JobSpecSchema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  // Zod reports unknown keys at their parent object; split them so each names its key.
+  const issues = parsed.error.issues.flatMap((issue): z.core.$ZodIssue[] => {
+    if (issue.code !== 'unrecognized_keys') return [issue];
+    const parent = formatIssuePath(issue.path);
+    return issue.keys.map((key) => {
+      const near = nearestNames(key, knownKeys[parent] ?? []);
+      return {
+        code: 'custom',
+        path: [...issue.path, key],
+        input: undefined,
+        message: `unknown key "${key}"${near.length > 0 ? ` (did you mean ${near.map((n) => `"${n}"`).join(' or ')}?)` : ''}`,
+      };
+    });
+  });
+  const error = schemaError(new z.ZodError(issues), {
+    what: options.file ?? 'the job spec',
+    ...(options.file === undefined ? {} : { file: options.file }),
+  });
+  throw new CubeError(error.code, error.message, {
+    where: error.where,
+    hint: 'see "Job spec" in docs/control-protocol.md for every field and its default',
+    cause: error.cause,
+  });
+}
+
+/**
+ * Parses a job spec from YAML or JSON text and validates it (see {@link validateJobSpec}).
+ * Text that is not YAML or JSON fails with FILE_UNREADABLE.
+ */
+export function parseJobSpec(
+  text: string,
+  options: { file?: string; format: 'yaml' | 'json' },
+): JobSpec {
+  const label = options.file ?? 'the job spec';
+  let value: unknown;
+  if (options.format === 'json') {
+    try {
+      value = JSON.parse(text) as unknown;
+    } catch (cause) {
+      throw new CubeError(
+        'FILE_UNREADABLE',
+        `${label} is not valid JSON: ${(cause as Error).message}`,
+        {
+          where: options.file === undefined ? {} : { file: options.file },
+          cause,
+        },
+      );
+    }
+  } else {
+    const doc = parseDocument(text, { prettyErrors: true });
+    const first = doc.errors[0];
+    if (first !== undefined) {
+      const pos = first.linePos?.[0];
+      throw new CubeError(
+        'FILE_UNREADABLE',
+        `${label} is not valid YAML${pos === undefined ? '' : ` (line ${pos.line}, column ${pos.col})`}: ${first.message.split('\n')[0]}`,
+        {
+          where: {
+            ...(options.file === undefined ? {} : { file: options.file }),
+            ...(pos === undefined ? {} : { path: `line ${pos.line}` }),
+          },
+          cause: first,
+        },
+      );
+    }
+    value = doc.toJS() as unknown;
+  }
+  return validateJobSpec(value, options.file === undefined ? {} : { file: options.file });
+}

@@ -1,0 +1,893 @@
+import { join } from 'node:path';
+import { CubeError } from '../../core/index.ts';
+import {
+  isTerminalJobState,
+  worldSizeOf,
+  type FaultCause,
+  type Job,
+  type NewEvent,
+  type Node,
+  type RankPlacement,
+} from '../model/index.ts';
+import type { JobPatch, NodePatch, StateStore } from '../store/index.ts';
+import {
+  replaceNode,
+  replicaPeersFor,
+  scheduleQueue,
+  type Allocation,
+  type SchedulerNode,
+} from '../scheduler/index.ts';
+import type { ControlMetrics } from '../server/metrics.ts';
+import type { CommandOutbox } from './commands.ts';
+import { type NodeCommand, type PeerEndpoint } from './commands.ts';
+
+/** One rank of a job's current attempt, as the agents report it. */
+interface RankRuntime {
+  state: 'launched' | 'running' | 'exited';
+  exitCode: number | null;
+  signal: string | null;
+  lastSignMs: number;
+  step: number | null;
+}
+
+/** What the orchestrator keeps in memory about a job between ticks (rebuilt from heartbeats after a restart). */
+interface JobRuntime {
+  attempt: number;
+  ranks: Map<number, RankRuntime>;
+  /** Set when a fault was detected: recovery starts at `notBeforeMs`. */
+  recovery: { failedNodeIds: Set<string>; detectedAtMs: number; notBeforeMs: number } | null;
+  /** Detection time of the last fault, for the recovery-duration metric and `job-resumed`. */
+  recoveringSinceMs: number | null;
+  restoredStep: number | null;
+  resumed: boolean;
+  launchedAtMs: number;
+}
+
+/** A rank's report inside a heartbeat (docs/control-protocol.md). */
+export interface HeartbeatRank {
+  readonly jobId: string;
+  readonly attempt: number;
+  readonly rank: number;
+  readonly state: 'starting' | 'running' | 'exited';
+  readonly exitCode?: number | null;
+  readonly signal?: string | null;
+  readonly progress?: { readonly step: number; readonly at?: number | string | null } | null;
+}
+
+/** What an agent pushes at once. */
+export type AgentEvent =
+  | {
+      readonly kind: 'rank-exited';
+      readonly jobId: string;
+      readonly attempt: number;
+      readonly rank: number;
+      readonly exitCode: number | null;
+      readonly signal: string | null;
+    }
+  | {
+      readonly kind: 'progress';
+      readonly jobId: string;
+      readonly attempt: number;
+      readonly rank: number;
+      readonly step: number;
+      readonly loss: number | null;
+      readonly tokensPerS: number | null;
+    }
+  | {
+      readonly kind: 'checkpoint-committed';
+      readonly jobId: string;
+      readonly level: 'L1' | 'L2' | 'L3';
+      readonly step: number;
+    }
+  | {
+      readonly kind: 'restored';
+      readonly jobId: string;
+      readonly attempt: number;
+      readonly rank: number;
+      readonly step: number;
+      readonly level: 'L1' | 'L2' | 'L3';
+    }
+  | { readonly kind: 'probe-failed'; readonly name: string; readonly message: string };
+
+export interface OrchestratorOptions {
+  readonly store: StateStore;
+  readonly metrics: ControlMetrics;
+  readonly outbox: CommandOutbox;
+  /** Where jobs' L3 checkpoints go unless their spec says otherwise. */
+  readonly dataDir: string;
+  readonly now?: () => number;
+  /** Node heartbeat timeout when no job on the node sets its own (default 5 s). */
+  readonly heartbeatTimeoutMs?: number;
+  /** The interval agents heartbeat at (default 1 s): a node silent for 2.5 intervals is suspect. */
+  readonly heartbeatIntervalMs?: number;
+  /**
+   * How long a non-zero rank exit waits before it is blamed (default 1.5 s): when a node dies,
+   * its peers' ranks often crash first (their collective lost a member); by then the dead node
+   * has gone silent and takes the blame instead of the survivor.
+   */
+  readonly exitSettleMs?: number;
+}
+
+function schedulerNode(n: Node): SchedulerNode {
+  return {
+    id: n.id,
+    name: n.name,
+    state: n.state,
+    role: n.role,
+    labels: n.labels,
+    devices: n.devices,
+  };
+}
+
+function nodesOf(placement: readonly RankPlacement[]): string[] {
+  return [...new Set(placement.map((r) => r.nodeId))];
+}
+
+/**
+ * The control loop: schedules queued jobs as gangs, turns placements into launch commands,
+ * follows ranks through the agents' reports, detects faults (a rank exiting non-zero, a node
+ * missing heartbeats, a rank making no progress, a failing probe) and recovers: cordon the
+ * node, take a hot spare (else a free node, else wait), stop the survivors and relaunch the
+ * gang, whose ranks restore the newest complete checkpoint from the nearest level.
+ */
+export class Orchestrator {
+  readonly #o: OrchestratorOptions;
+  readonly #now: () => number;
+  readonly #jobs = new Map<string, JobRuntime>();
+  /** Last sign of life per node, in memory: heartbeats are not state changes worth a write. */
+  readonly #lastSeen = new Map<string, number>();
+  readonly #startedMs: number;
+  /** Non-zero rank exits waiting to be blamed on a node (see `exitSettleMs`). */
+  readonly #pendingExits = new Map<
+    string,
+    { atMs: number; nodeId: string; rank: number; message: string; lastSignMs: number }
+  >();
+  readonly #l1CommittedAt = new Map<string, number>();
+  #ticking = false;
+
+  constructor(options: OrchestratorOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+    this.#startedMs = this.#now();
+  }
+
+  get outbox(): CommandOutbox {
+    return this.#o.outbox;
+  }
+
+  // Every change goes to the store with its events in one transaction; the store tells its
+  // subscribers (the live stream) once they are durable.
+  async #emit(events: readonly NewEvent[]): Promise<void> {
+    if (events.length > 0) await this.#o.store.appendEvents(events);
+  }
+
+  #updateJob(job: Job, patch: JobPatch, events: readonly NewEvent[] = []): Promise<Job> {
+    return this.#o.store.updateJob(job.id, patch, events);
+  }
+
+  #updateNode(node: Node, patch: NodePatch, events: readonly NewEvent[] = []): Promise<Node> {
+    return this.#o.store.updateNode(node.id, patch, events);
+  }
+
+  #runtime(job: Job): JobRuntime {
+    let rt = this.#jobs.get(job.id);
+    if (rt === undefined || rt.attempt !== job.attempt) {
+      rt = {
+        attempt: job.attempt,
+        ranks: new Map(),
+        recovery: rt?.recovery ?? null,
+        recoveringSinceMs: rt?.recoveringSinceMs ?? null,
+        restoredStep: null,
+        resumed: false,
+        launchedAtMs: this.#now(),
+      };
+      this.#jobs.set(job.id, rt);
+    }
+    return rt;
+  }
+
+  /** An agent's heartbeat: note the node alive, take in its ranks' states, hand it its commands. */
+  async heartbeat(
+    node: Node,
+    report: {
+      readonly health?: Node['health'];
+      readonly ranks: readonly HeartbeatRank[];
+    },
+  ): Promise<NodeCommand[]> {
+    const now = this.#now();
+    this.#lastSeen.set(node.id, now);
+    let current = node;
+    if (node.state === 'down')
+      current = await this.#updateNode(
+        node,
+        { state: 'ready', lastHeartbeatAt: now, health: report.health ?? null },
+        [{ kind: 'node-up', nodeId: node.id, data: { reason: 'heartbeats resumed' } }],
+      );
+    else if (now - (node.lastHeartbeatAt ?? 0) > 10_000)
+      // Heartbeat times are kept in memory; the stored one is refreshed now and then for `cube nodes`.
+      current = await this.#updateNode(node, {
+        lastHeartbeatAt: now,
+        health: report.health ?? null,
+      });
+    const failing = (report.health?.probes ?? []).filter((p) => !p.ok);
+    if (failing.length > 0 && current.state === 'ready')
+      await this.#nodeFault(
+        current,
+        'probe-failed',
+        failing.map((p) => `${p.name}: ${p.message ?? 'failed'}`).join('; '),
+      );
+    for (const r of report.ranks) await this.#rankReport(current, r, now);
+    return this.#o.outbox.take(node.id);
+  }
+
+  async #rankReport(node: Node, r: HeartbeatRank, now: number): Promise<void> {
+    const job = await this.#o.store.getJob(r.jobId);
+    if (job === null || isTerminalJobState(job.state)) {
+      if (r.state !== 'exited')
+        this.#o.outbox.push(node.id, { kind: 'kill', jobId: r.jobId, attempt: r.attempt });
+      return;
+    }
+    if (r.attempt !== job.attempt) {
+      // A survivor of an older attempt: make sure it is stopped.
+      if (r.state !== 'exited' && r.attempt < job.attempt)
+        this.#o.outbox.push(node.id, { kind: 'kill', jobId: r.jobId, attempt: r.attempt });
+      return;
+    }
+    const rt = this.#runtime(job);
+    const known = rt.ranks.get(r.rank);
+    if (r.state === 'exited') {
+      if (known?.state !== 'exited')
+        await this.#rankExited(job, node, r.rank, r.exitCode ?? null, r.signal ?? null);
+      return;
+    }
+    const progressAt = r.progress?.at;
+    const sign = typeof progressAt === 'number' ? progressAt : now;
+    if (known === undefined)
+      rt.ranks.set(r.rank, {
+        state: r.state === 'running' ? 'running' : 'launched',
+        exitCode: null,
+        signal: null,
+        lastSignMs: sign,
+        step: r.progress?.step ?? null,
+      });
+    else if (r.progress !== undefined && r.progress !== null && r.progress.step !== known.step) {
+      known.step = r.progress.step;
+      known.lastSignMs = now;
+      known.state = 'running';
+    }
+  }
+
+  /** What an agent pushed at once (rank exits, progress, checkpoint commits, probe failures). */
+  async agentEvents(node: Node, events: readonly AgentEvent[]): Promise<void> {
+    const now = this.#now();
+    this.#lastSeen.set(node.id, now);
+    for (const e of events) {
+      switch (e.kind) {
+        case 'rank-exited': {
+          const job = await this.#o.store.getJob(e.jobId);
+          if (job === null || job.attempt !== e.attempt || isTerminalJobState(job.state)) break;
+          await this.#rankExited(job, node, e.rank, e.exitCode, e.signal);
+          break;
+        }
+        case 'progress': {
+          const job = await this.#o.store.getJob(e.jobId);
+          if (job === null || job.attempt !== e.attempt) break;
+          await this.#o.store.recordProgress([
+            {
+              jobId: e.jobId,
+              attempt: e.attempt,
+              rank: e.rank,
+              step: e.step,
+              loss: e.loss,
+              tokensPerS: e.tokensPerS,
+              at: now,
+            },
+          ]);
+          await this.#progress(job, e.rank, e.step, now);
+          break;
+        }
+        case 'checkpoint-committed': {
+          const job = await this.#o.store.getJob(e.jobId);
+          if (job === null) break;
+          const events: NewEvent[] = [
+            {
+              kind: 'checkpoint-committed',
+              jobId: e.jobId,
+              nodeId: node.id,
+              data: { level: e.level, step: e.step },
+            },
+          ];
+          await this.#o.store.recordCheckpoint(
+            { jobId: e.jobId, step: e.step, level: e.level, at: now },
+            events,
+          );
+          // Commit latency of L2 and L3, measured from the step's L1 commit (the save itself
+          // happens inside the rank, out of the control plane's sight).
+          const key = `${e.jobId}:${e.step}`;
+          if (e.level === 'L1') {
+            if (!this.#l1CommittedAt.has(key)) this.#l1CommittedAt.set(key, now);
+            if (this.#l1CommittedAt.size > 10_000) this.#l1CommittedAt.clear();
+          } else {
+            const l1 = this.#l1CommittedAt.get(key);
+            if (l1 !== undefined)
+              this.#o.metrics.checkpointCommitSeconds.observe(
+                { level: e.level },
+                (now - l1) / 1000,
+              );
+          }
+          break;
+        }
+        case 'restored': {
+          const job = await this.#o.store.getJob(e.jobId);
+          if (job === null || job.attempt !== e.attempt) break;
+          const rt = this.#runtime(job);
+          rt.restoredStep = e.step;
+          await this.#emit([
+            {
+              kind: 'job-restored',
+              jobId: e.jobId,
+              nodeId: node.id,
+              rank: e.rank,
+              attempt: e.attempt,
+              data: { step: e.step, level: e.level },
+            },
+          ]);
+          break;
+        }
+        case 'probe-failed': {
+          const fresh = await this.#o.store.getNode(node.id);
+          if (fresh !== null && fresh.state === 'ready')
+            await this.#nodeFault(fresh, 'probe-failed', `${e.name}: ${e.message}`);
+          break;
+        }
+        default:
+          e satisfies never;
+      }
+    }
+  }
+
+  async #progress(job: Job, rank: number, step: number, now: number): Promise<void> {
+    const rt = this.#runtime(job);
+    const r = rt.ranks.get(rank);
+    if (r === undefined)
+      rt.ranks.set(rank, { state: 'running', exitCode: null, signal: null, lastSignMs: now, step });
+    else {
+      r.state = 'running';
+      r.step = step;
+      r.lastSignMs = now;
+    }
+    if (job.state === 'scheduled') {
+      const worldSize = worldSizeOf(job.spec);
+      const running = [...rt.ranks.values()].filter((x) => x.state === 'running').length;
+      if (running === worldSize) {
+        const events: NewEvent[] = [
+          { kind: 'job-running', jobId: job.id, attempt: job.attempt, data: {} },
+        ];
+        if (job.attempt > 0 && !rt.resumed) {
+          rt.resumed = true;
+          events.push({ kind: 'job-resumed', jobId: job.id, attempt: job.attempt, data: { step } });
+          if (rt.recoveringSinceMs !== null)
+            this.#o.metrics.recoverySeconds.observe((now - rt.recoveringSinceMs) / 1000);
+          rt.recoveringSinceMs = null;
+        }
+        await this.#updateJob(
+          job,
+          { state: 'running', reason: null, ...(job.startedAt === null ? { startedAt: now } : {}) },
+          events,
+        );
+      }
+    }
+  }
+
+  async #rankExited(
+    job: Job,
+    node: Node,
+    rank: number,
+    exitCode: number | null,
+    signal: string | null,
+  ): Promise<void> {
+    const rt = this.#runtime(job);
+    const r = rt.ranks.get(rank);
+    if (r?.state === 'exited') return;
+    rt.ranks.set(rank, {
+      state: 'exited',
+      exitCode,
+      signal,
+      lastSignMs: this.#now(),
+      step: r?.step ?? null,
+    });
+    await this.#emit([
+      {
+        kind: 'rank-exited',
+        jobId: job.id,
+        nodeId: node.id,
+        rank,
+        attempt: job.attempt,
+        data: { exitCode, signal },
+      },
+    ]);
+    if (job.state === 'recovering') return;
+    if (exitCode !== 0) {
+      if (!this.#pendingExits.has(job.id))
+        this.#pendingExits.set(job.id, {
+          atMs: this.#now(),
+          nodeId: node.id,
+          rank,
+          message: `rank ${rank} on ${node.name} exited ${signal === null ? `with code ${exitCode}` : `by ${signal}`}`,
+          lastSignMs: r?.lastSignMs ?? this.#now(),
+        });
+      return;
+    }
+    const worldSize = worldSizeOf(job.spec);
+    const done = [...rt.ranks.values()].filter(
+      (x) => x.state === 'exited' && x.exitCode === 0,
+    ).length;
+    if (done === worldSize)
+      await this.#updateJob(job, { state: 'succeeded', endedAt: this.#now(), reason: null }, [
+        { kind: 'job-succeeded', jobId: job.id, attempt: job.attempt, data: {} },
+      ]);
+  }
+
+  /** A node-level fault: cordon it and recover every job running there. */
+  async #nodeFault(node: Node, cause: FaultCause, message: string): Promise<void> {
+    this.#o.metrics.faultsTotal.inc({ cause });
+    const jobs = (
+      await this.#o.store.listJobs({ states: ['scheduled', 'running', 'recovering'] })
+    ).filter((j) => j.placement?.some((r) => r.nodeId === node.id) === true);
+    if (jobs.length === 0) {
+      await this.#updateNode(node, { state: node.state === 'down' ? 'down' : 'cordoned' }, [
+        { kind: 'fault-detected', nodeId: node.id, data: { cause, message } },
+        ...(node.state === 'down'
+          ? []
+          : [
+              {
+                kind: 'node-cordoned' as const,
+                nodeId: node.id,
+                data: { reason: message, by: 'fault' as const },
+              },
+            ]),
+      ]);
+      return;
+    }
+    for (const job of jobs)
+      await this.#jobFault(
+        job,
+        [node.id],
+        cause,
+        message,
+        this.#lastSeen.get(node.id) ?? this.#now(),
+      );
+  }
+
+  /**
+   * A fault hit `job` on `nodeIds`: record it, cordon the nodes, stop the gang, and either
+   * schedule the recovery (after the restart policy's backoff) or fail the job.
+   */
+  async #jobFault(
+    job: Job,
+    nodeIds: readonly string[],
+    cause: FaultCause,
+    message: string,
+    lastSignMs: number,
+  ): Promise<void> {
+    const now = this.#now();
+    const rt = this.#runtime(job);
+    if (job.state === 'recovering' && rt.recovery !== null) {
+      for (const id of nodeIds) rt.recovery.failedNodeIds.add(id);
+      return;
+    }
+    this.#o.metrics.faultsTotal.inc({ cause });
+    this.#o.metrics.detectionSeconds.observe({ cause }, Math.max(0, now - lastSignMs) / 1000);
+    for (const id of nodeIds) {
+      const node = await this.#o.store.getNode(id);
+      if (node !== null && node.state === 'ready')
+        await this.#updateNode(node, { state: 'cordoned' }, [
+          { kind: 'node-cordoned', nodeId: id, data: { reason: message, by: 'fault' } },
+        ]);
+    }
+    const restarts = job.restarts + 1;
+    const placement = job.placement ?? [];
+    for (const id of nodesOf(placement))
+      this.#o.outbox.push(id, { kind: 'kill', jobId: job.id, attempt: job.attempt });
+    const events: NewEvent[] = nodeIds.map((id) => ({
+      kind: 'fault-detected' as const,
+      jobId: job.id,
+      nodeId: id,
+      attempt: job.attempt,
+      data: { cause, message },
+    }));
+    if (restarts > job.spec.restart.maxRestarts) {
+      const reason = `${message}; the restart policy allows ${job.spec.restart.maxRestarts} restart${job.spec.restart.maxRestarts === 1 ? '' : 's'}`;
+      await this.#updateJob(job, { state: 'failed', reason, endedAt: now }, [
+        ...events,
+        { kind: 'job-failed', jobId: job.id, attempt: job.attempt, data: { reason } },
+      ]);
+      this.#jobs.delete(job.id);
+      return;
+    }
+    const backoffSeconds = Math.min(60, job.spec.restart.backoffSeconds * 2 ** (restarts - 1));
+    rt.recovery = {
+      failedNodeIds: new Set(nodeIds),
+      detectedAtMs: now,
+      notBeforeMs: now + backoffSeconds * 1000,
+    };
+    rt.recoveringSinceMs = now;
+    await this.#updateJob(job, { state: 'recovering', restarts, reason: message }, [
+      ...events,
+      {
+        kind: 'job-restarting',
+        jobId: job.id,
+        attempt: job.attempt,
+        data: { reason: message, restarts, backoffSeconds },
+      },
+    ]);
+  }
+
+  /** One pass of the control loop; the server calls it a few times a second. */
+  async tick(): Promise<void> {
+    if (this.#ticking) return;
+    this.#ticking = true;
+    try {
+      await this.#blameExits();
+      await this.#detectSilentNodes();
+      await this.#detectHangs();
+      await this.#recover();
+      await this.#schedule();
+      await this.#refreshGauges();
+    } finally {
+      this.#ticking = false;
+    }
+  }
+
+  /** Nodes of a placement that have been silent for more than 2.5 heartbeat intervals. */
+  #silentNodes(nodeIds: readonly string[], now: number): string[] {
+    const limit = 2.5 * (this.#o.heartbeatIntervalMs ?? 1000);
+    return nodeIds.filter((id) => now - (this.#lastSeen.get(id) ?? this.#startedMs) > limit);
+  }
+
+  async #blameExits(): Promise<void> {
+    const now = this.#now();
+    for (const [jobId, exit] of this.#pendingExits) {
+      if (now - exit.atMs < (this.#o.exitSettleMs ?? 1500)) continue;
+      this.#pendingExits.delete(jobId);
+      const job = await this.#o.store.getJob(jobId);
+      if (job === null || (job.state !== 'running' && job.state !== 'scheduled')) continue;
+      const silent = this.#silentNodes(nodesOf(job.placement ?? []), now);
+      if (silent.length > 0) {
+        const names = await Promise.all(
+          silent.map(async (id) => (await this.#o.store.getNode(id))?.name ?? id),
+        );
+        await this.#jobFault(
+          job,
+          silent,
+          'heartbeat-timeout',
+          `${exit.message}, and ${names.join(', ')} went silent: the fault is there`,
+          Math.min(...silent.map((id) => this.#lastSeen.get(id) ?? now)),
+        );
+      } else await this.#jobFault(job, [exit.nodeId], 'rank-exit', exit.message, exit.lastSignMs);
+    }
+  }
+
+  async #detectSilentNodes(): Promise<void> {
+    const now = this.#now();
+    const active = await this.#o.store.listJobs({ states: ['scheduled', 'running', 'recovering'] });
+    for (const node of await this.#o.store.listNodes()) {
+      if (node.state !== 'ready' && node.state !== 'cordoned') continue;
+      const timeoutMs = Math.min(
+        this.#o.heartbeatTimeoutMs ?? 5000,
+        ...active
+          .filter((j) => j.placement?.some((r) => r.nodeId === node.id) === true)
+          .map((j) => j.spec.faults.heartbeatTimeoutSeconds * 1000),
+      );
+      // After a control-plane restart every node gets a full timeout to check in again.
+      const last =
+        this.#lastSeen.get(node.id) ?? Math.max(this.#startedMs, node.lastHeartbeatAt ?? 0);
+      if (now - last <= timeoutMs) continue;
+      await this.#updateNode(node, { state: 'down' }, [
+        {
+          kind: 'node-down',
+          nodeId: node.id,
+          data: {
+            reason: `no heartbeat for ${Math.round((now - last) / 1000)} s (timeout ${timeoutMs / 1000} s)`,
+          },
+        },
+      ]);
+      for (const job of active.filter(
+        (j) => j.placement?.some((r) => r.nodeId === node.id) === true,
+      )) {
+        const fresh = await this.#o.store.getJob(job.id);
+        if (fresh !== null)
+          await this.#jobFault(
+            fresh,
+            [node.id],
+            'heartbeat-timeout',
+            `${node.name} missed heartbeats for ${Math.round((now - last) / 1000)} s`,
+            last,
+          );
+      }
+    }
+  }
+
+  async #detectHangs(): Promise<void> {
+    const now = this.#now();
+    for (const job of await this.#o.store.listJobs({ states: ['running'] })) {
+      const rt = this.#runtime(job);
+      const hangMs = job.spec.faults.hangTimeoutSeconds * 1000;
+      const stuck = [...rt.ranks.entries()].find(
+        ([, r]) => r.state === 'running' && now - r.lastSignMs > hangMs,
+      );
+      if (stuck === undefined) continue;
+      const [rank, r] = stuck;
+      const nodeId = job.placement?.find((p) => p.rank === rank)?.nodeId;
+      if (nodeId === undefined) continue;
+      await this.#jobFault(
+        job,
+        [nodeId],
+        'hang',
+        `rank ${rank} made no progress for ${Math.round((now - r.lastSignMs) / 1000)} s (hang timeout ${job.spec.faults.hangTimeoutSeconds} s)`,
+        r.lastSignMs,
+      );
+    }
+    // A launch whose ranks never report progress: they hang as surely as ranks that stop.
+    for (const job of await this.#o.store.listJobs({ states: ['scheduled'] })) {
+      const rt = this.#runtime(job);
+      if (now - rt.launchedAtMs < job.spec.faults.hangTimeoutSeconds * 1000) continue;
+      const missing = (job.placement ?? []).find(
+        (p) => (rt.ranks.get(p.rank)?.step ?? null) === null,
+      );
+      if (missing !== undefined)
+        await this.#jobFault(
+          job,
+          [missing.nodeId],
+          'hang',
+          `rank ${missing.rank} reported no progress within ${job.spec.faults.hangTimeoutSeconds} s of its launch`,
+          rt.launchedAtMs,
+        );
+    }
+  }
+
+  async #allocations(): Promise<Allocation[]> {
+    const jobs = await this.#o.store.listJobs({ states: ['scheduled', 'running', 'recovering'] });
+    return jobs
+      .filter((j) => j.placement !== null)
+      .map((j) => ({ jobId: j.id, nodeIds: nodesOf(j.placement ?? []) }));
+  }
+
+  async #recover(): Promise<void> {
+    const now = this.#now();
+    for (const job of await this.#o.store.listJobs({ states: ['recovering'] })) {
+      const rt = this.#runtime(job);
+      if (rt.recovery === null) {
+        // A control-plane restart lost the in-memory plan: rebuild it from the nodes' states.
+        const bad = nodesOf(job.placement ?? []);
+        const nodes = await Promise.all(bad.map((id) => this.#o.store.getNode(id)));
+        rt.recovery = {
+          failedNodeIds: new Set(
+            nodes.filter((n) => n !== null && n.state !== 'ready').map((n) => (n as Node).id),
+          ),
+          detectedAtMs: now,
+          notBeforeMs: now,
+        };
+      }
+      if (now < rt.recovery.notBeforeMs) continue;
+      let placement = [...(job.placement ?? [])];
+      const nodes = await this.#o.store.listNodes();
+      const events: NewEvent[] = [];
+      let waitReason: string | null = null;
+      for (const failedNodeId of rt.recovery.failedNodeIds) {
+        if (!placement.some((p) => p.nodeId === failedNodeId)) continue;
+        const allocations = (await this.#allocations()).filter((a) => a.jobId !== job.id);
+        allocations.push({ jobId: job.id, nodeIds: nodesOf(placement) });
+        const replacement = replaceNode({
+          job: { id: job.id, spec: job.spec },
+          placement: { ranks: placement },
+          failedNodeId,
+          nodes: nodes.map(schedulerNode),
+          allocations,
+        });
+        if (replacement.kind === 'waiting') {
+          waitReason = replacement.waitReason;
+          break;
+        }
+        placement = placement.map((p) =>
+          p.nodeId === failedNodeId ? { ...p, nodeId: replacement.nodeId } : p,
+        );
+        if (replacement.source === 'spare') {
+          const spare = nodes.find((n) => n.id === replacement.nodeId);
+          if (spare !== undefined)
+            await this.#updateNode(spare, { role: 'worker' }, [
+              {
+                kind: 'spare-taken',
+                nodeId: spare.id,
+                jobId: job.id,
+                data: { replacesNodeId: failedNodeId, explanation: replacement.explanation },
+              },
+            ]);
+        } else
+          events.push({
+            kind: 'job-scheduled',
+            jobId: job.id,
+            nodeId: replacement.nodeId,
+            data: { explanation: [replacement.explanation] },
+          });
+      }
+      if (waitReason !== null) {
+        if (job.reason !== waitReason)
+          await this.#updateJob(job, { reason: waitReason }, [
+            { kind: 'job-waiting', jobId: job.id, data: { reason: waitReason } },
+          ]);
+        continue;
+      }
+      const silent = this.#silentNodes(nodesOf(placement), now);
+      if (silent.length > 0) {
+        // A node of the new placement stopped heartbeating: replace it too before relaunching.
+        for (const id of silent) {
+          rt.recovery.failedNodeIds.add(id);
+          const n = nodes.find((x) => x.id === id);
+          if (n !== undefined && n.state === 'ready')
+            await this.#updateNode(n, { state: 'cordoned' }, [
+              {
+                kind: 'node-cordoned',
+                nodeId: id,
+                data: { reason: 'silent while its job recovered', by: 'fault' },
+              },
+            ]);
+        }
+        continue;
+      }
+      const attempt = job.attempt + 1;
+      this.#o.outbox.dropJob(job.id, attempt);
+      const relaunched = await this.#updateJob(
+        job,
+        { state: 'scheduled', attempt, placement, reason: null },
+        [...events, { kind: 'job-scheduled', jobId: job.id, attempt, data: { placement } }],
+      );
+      const recoveringSince = rt.recoveringSinceMs;
+      this.#jobs.delete(job.id);
+      const fresh = this.#runtime(relaunched);
+      fresh.recoveringSinceMs = recoveringSince;
+      await this.#launch(relaunched, nodes);
+    }
+  }
+
+  async #schedule(): Promise<void> {
+    const queued = await this.#o.store.listJobs({ states: ['queued'] });
+    if (queued.length === 0) return;
+    const nodes = await this.#o.store.listNodes();
+    const result = scheduleQueue({
+      nodes: nodes.map(schedulerNode),
+      jobs: queued.map((j) => ({
+        id: j.id,
+        priority: j.spec.priority,
+        submittedAt: j.createdAt,
+        spec: j.spec,
+      })),
+      allocations: await this.#allocations(),
+      options: { reserveSpares: true },
+    });
+    for (const { jobId, placement } of result.placements) {
+      const job = queued.find((j) => j.id === jobId);
+      if (job === undefined) continue;
+      const ranks = [...placement.ranks].sort((a, b) => a.rank - b.rank);
+      const scheduled = await this.#o.store.updateJob(
+        job.id,
+        {
+          state: 'scheduled',
+          placement: ranks,
+          placementExplanation: [...placement.explanation],
+          reason: null,
+        },
+        [
+          {
+            kind: 'job-scheduled',
+            jobId: job.id,
+            attempt: job.attempt,
+            data: { placement: ranks, explanation: [...placement.explanation] },
+          },
+        ],
+      );
+      await this.#launch(scheduled, nodes);
+    }
+    for (const { jobId, reason } of result.waiting) {
+      const job = queued.find((j) => j.id === jobId);
+      if (job !== undefined && job.reason !== reason)
+        await this.#updateJob(job, { reason }, [{ kind: 'job-waiting', jobId, data: { reason } }]);
+    }
+  }
+
+  /** Turns a job's placement into one launch command per node (delivered with its next heartbeat). */
+  async #launch(job: Job, nodes: readonly Node[]): Promise<void> {
+    const placement = job.placement;
+    if (placement === null)
+      throw new CubeError('INTERNAL', `job ${job.id} has no placement to launch`);
+    const byId = new Map(nodes.map((n) => [n.id, n]));
+    const rank0 = byId.get(placement.find((p) => p.rank === 0)?.nodeId ?? '');
+    const endpoint = (id: string | null): PeerEndpoint | null => {
+      const n = id === null ? undefined : byId.get(id);
+      return n === undefined || n.ckptPeerPort === null
+        ? null
+        : { node: n.name, host: n.host ?? '127.0.0.1', port: n.ckptPeerPort };
+    };
+    const peers = replicaPeersFor({ ranks: placement }, nodes.map(schedulerNode));
+    const jobNodes = nodesOf(placement);
+    const allPeers = jobNodes
+      .map((id) => endpoint(id))
+      .filter((p): p is PeerEndpoint => p !== null);
+    const masterPort = 20_000 + Math.floor(Math.random() * 20_000);
+    const events: NewEvent[] = [];
+    for (const nodeId of jobNodes) {
+      const ranks = placement
+        .filter((p) => p.nodeId === nodeId)
+        .map((p) => ({ rank: p.rank, localRank: p.localRank }));
+      const peer = peers.find((p) => p.nodeId === nodeId)?.peerNodeId ?? null;
+      const self = byId.get(nodeId);
+      const command: NodeCommand = {
+        kind: 'launch',
+        jobId: job.id,
+        attempt: job.attempt,
+        ranks,
+        worldSize: worldSizeOf(job.spec),
+        localWorldSize: job.spec.ranks.devicesPerNode,
+        masterAddr: rank0?.host ?? '127.0.0.1',
+        masterPort,
+        command: job.spec.command,
+        workingDir: job.spec.workingDir,
+        env: job.spec.env,
+        checkpoint: {
+          everySteps: job.spec.checkpoint.everySteps,
+          l3Path: job.spec.checkpoint.l3Path ?? join(this.#o.dataDir, 'l3'),
+          l3Every: job.spec.checkpoint.l3Every,
+          keep: job.spec.checkpoint.keep,
+          replicaPeer: endpoint(peer),
+          peers: allPeers.filter((p) => p.node !== self?.name),
+        },
+      };
+      this.#o.outbox.push(nodeId, command);
+      for (const r of ranks)
+        events.push({
+          kind: 'rank-launched',
+          jobId: job.id,
+          nodeId,
+          rank: r.rank,
+          attempt: job.attempt,
+          data: {},
+        });
+    }
+    this.#runtime(job).launchedAtMs = this.#now();
+    await this.#emit(events);
+  }
+
+  /** Cancels a job: stop its ranks and end it. */
+  async cancel(jobId: string): Promise<Job> {
+    const job = await this.#o.store.getJob(jobId);
+    if (job === null)
+      throw new CubeError('UNKNOWN_ID', `no job ${jobId}`, { where: { field: 'id' } });
+    if (isTerminalJobState(job.state)) return job;
+    for (const id of nodesOf(job.placement ?? []))
+      this.#o.outbox.push(id, { kind: 'kill', jobId, attempt: job.attempt });
+    this.#jobs.delete(jobId);
+    return this.#updateJob(
+      job,
+      { state: 'cancelled', endedAt: this.#now(), reason: 'cancelled by a user' },
+      [{ kind: 'job-cancelled', jobId, data: { reason: 'cancelled by a user' } }],
+    );
+  }
+
+  /** Fault injection (tests, demos): the node's agent carries it out. */
+  injectFault(
+    nodeId: string,
+    fault: 'kill-node' | 'kill-rank' | 'fail-probe',
+    target: { jobId?: string; rank?: number } = {},
+  ): void {
+    this.#o.outbox.push(nodeId, { kind: 'fault', fault, ...target });
+  }
+
+  async #refreshGauges(): Promise<void> {
+    const m = this.#o.metrics;
+    m.nodesByState.reset();
+    for (const n of await this.#o.store.listNodes())
+      m.nodesByState.inc({ state: n.state, role: n.role });
+    m.jobsByState.reset();
+    for (const j of await this.#o.store.listJobs()) m.jobsByState.inc({ state: j.state });
+  }
+}

@@ -1,0 +1,16 @@
+// The control plane's durable state: the StateStore seam and its implementations.
+export { JobPatchSchema, NodeJoinSchema, NodePatchSchema } from './patches.ts';
+export { hashSecret, newSecret, secretMatches } from './secrets.ts';
+export { openSqliteStore, SqliteStateStore } from './sqlite/sqlite-state-store.ts';
+export type { SqliteSettings, SqliteStoreOptions } from './sqlite/sqlite-state-store.ts';
+export type {
+  CheckpointEntry,
+  EventFilter,
+  EventListener,
+  JobPatch,
+  NodeJoin,
+  NodeJoinResult,
+  NodePatch,
+  ProgressFilter,
+  StateStore,
+} from './state-store.ts';

@@ -1,0 +1,196 @@
+// The run path end to end, with real processes on loopback: a control plane, agent processes
+// standing in for nodes, a real PyTorch job. A node's agent and ranks are SIGKILLed mid-run;
+// the job recovers on the hot spare and its loss sequence equals an uninterrupted run's, bit
+// for bit. A rank that keeps failing ends the job after its restart policy.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ControlPlane } from '../../src/control/control-plane.ts';
+import type { Job, JobSpecInput } from '../../src/control/model/index.ts';
+import { validateJobSpec } from '../../src/control/model/index.ts';
+import {
+  startEmbeddedAgents,
+  stopEmbeddedAgents,
+  type EmbeddedAgent,
+} from '../../src/cli/embedded-cluster.ts';
+import { lossesByStep, makeLevels, python, repoRoot, runTrainer } from '../python/launcher.ts';
+
+const STEPS = 36;
+const TRAIN = [
+  'examples/gpt/train.py',
+  '--steps',
+  String(STEPS),
+  '--layers',
+  '2',
+  '--hidden',
+  '64',
+  '--heads',
+  '2',
+  '--seq-len',
+  '32',
+  '--batch',
+  '4',
+  '--seed',
+  '21',
+];
+
+let dataDir: string;
+let shmRoot: string;
+let cp: ControlPlane;
+let agents: EmbeddedAgent[];
+
+async function until<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<T | null>,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== null) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Processes whose environment names this node and job: the ranks a node's agent started. */
+function rankPids(node: string, job: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const env = readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
+      if (env.includes(`CUBE_NODE=${node}`) && env.includes(`CUBE_JOB_ID=${job}`))
+        pids.push(Number(entry));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return pids;
+}
+
+function spec(
+  overrides: Partial<JobSpecInput> & { command: string[] },
+  lossLog?: string,
+): ReturnType<typeof validateJobSpec> {
+  return validateJobSpec({
+    name: 'e2e',
+    workingDir: repoRoot,
+    env: { OMP_NUM_THREADS: '1', PYTHONDONTWRITEBYTECODE: '1' },
+    ranks: { nodes: 2, devicesPerNode: 2 },
+    deviceType: 'cpu',
+    checkpoint: { everySteps: 4, l3Every: 3 },
+    restart: { maxRestarts: 2, backoffSeconds: 0.5 },
+    faults: { heartbeatTimeoutSeconds: 3, hangTimeoutSeconds: 120 },
+    ...overrides,
+    command:
+      lossLog === undefined ? overrides.command : [...overrides.command, '--loss-log', lossLog],
+  });
+}
+
+before(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'cube-e2e-control-'));
+  shmRoot = mkdtempSync(join('/dev/shm', 'cube-e2e-control-'));
+  cp = await ControlPlane.start({
+    dataDir,
+    heartbeatTimeoutMs: 3000,
+    heartbeatIntervalMs: 500,
+    tickMs: 200,
+  });
+  agents = startEmbeddedAgents({
+    server: cp.url,
+    joinToken: cp.tokens.joinToken,
+    dataDir: join(dataDir, 'nodes'),
+    shmRoot,
+    nodes: 2,
+    devicesPerNode: 2,
+    spares: 2,
+    heartbeatMs: 500,
+  });
+  await until('every node to join', 60_000, async () =>
+    (await cp.store.listNodes()).filter((n) => n.state === 'ready').length === 4 ? true : null,
+  );
+});
+
+after(async () => {
+  await stopEmbeddedAgents(agents, shmRoot);
+  await cp.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+test("a killed node's job recovers on the hot spare with a loss sequence identical to an uninterrupted run", async () => {
+  const levels = makeLevels('control-ref');
+  const referenceLog = join(dataDir, 'reference.log');
+  try {
+    const r = await runTrainer({
+      job: 'ref',
+      ranks: 4,
+      levels,
+      lossLog: referenceLog,
+      args: TRAIN.slice(1),
+    });
+    assert.deepEqual(r.codes, [0, 0, 0, 0], r.stderr.join('\n'));
+  } finally {
+    levels.cleanup();
+  }
+  const reference = lossesByStep(referenceLog);
+
+  const lossLog = join(dataDir, 'job.log');
+  const job = await cp.store.createJob(spec({ command: [python, ...TRAIN] }, lossLog));
+  await until('step 14', 240_000, async () => {
+    const p = await cp.store.listProgress(job.id, { limit: 100_000 });
+    return p.some((s) => s.step >= 14) ? true : null;
+  });
+  const running = (await cp.store.getJob(job.id)) as Job;
+  const victimId = running.placement?.find((p) => p.rank === 3)?.nodeId;
+  const victim = await cp.store.getNode(victimId ?? '');
+  assert.ok(victim);
+  const agent = agents.find((a) => a.name === victim.name);
+  assert.ok(agent?.pid);
+  // The node dies: its agent and its ranks, all at once.
+  const ranks = rankPids(victim.name, job.id);
+  assert.equal(ranks.length, 2, `found the victim's two ranks (${ranks.join(', ')})`);
+  for (const pid of [agent.pid, ...ranks]) process.kill(pid, 'SIGKILL');
+
+  const final = await until('the job to end', 300_000, async () => {
+    const j = await cp.store.getJob(job.id);
+    return j !== null && ['succeeded', 'failed', 'cancelled'].includes(j.state) ? j : null;
+  });
+  assert.equal(final.state, 'succeeded', final.reason ?? '');
+  assert.equal(final.restarts, 1);
+  const kinds = (await cp.store.listEvents({ jobId: job.id })).map((e) => e.kind);
+  for (const kind of ['fault-detected', 'job-restarting', 'job-resumed', 'job-succeeded'] as const)
+    assert.ok(kinds.includes(kind), `event ${kind} in ${kinds.join(', ')}`);
+  const spareTaken = await cp.store.listEvents({ kinds: ['spare-taken'] });
+  assert.equal(spareTaken.length, 1);
+  assert.equal((await cp.store.getNode(victim.id))?.state, 'down');
+  assert.ok(
+    final.placement?.every((p) => p.nodeId !== victim.id),
+    'the dead node runs nothing',
+  );
+
+  const losses = lossesByStep(lossLog);
+  assert.equal(losses.size, STEPS);
+  for (const [step, loss] of reference) assert.equal(losses.get(step), loss, `step ${step}`);
+});
+
+test('a rank that fails at once is restarted by the policy and the job then fails with the reason', async () => {
+  const job = await cp.store.createJob(
+    spec({
+      name: 'crash',
+      command: [python, '-c', 'import sys; sys.exit(3)'],
+      ranks: { nodes: 1, devicesPerNode: 1 },
+      restart: { maxRestarts: 1, backoffSeconds: 0.2 },
+    }),
+  );
+  const final = await until('the job to end', 60_000, async () => {
+    const j = await cp.store.getJob(job.id);
+    return j !== null && ['succeeded', 'failed', 'cancelled'].includes(j.state) ? j : null;
+  });
+  assert.equal(final.state, 'failed');
+  assert.match(final.reason ?? '', /exited with code 3.*restart policy allows 1 restart/);
+  const faults = await cp.store.listEvents({ jobId: job.id, kinds: ['fault-detected'] });
+  assert.equal(faults.length, 2);
+});
