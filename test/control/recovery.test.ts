@@ -194,3 +194,23 @@ test('a rank that fails at once is restarted by the policy and the job then fail
   const faults = await cp.store.listEvents({ jobId: job.id, kinds: ['fault-detected'] });
   assert.equal(faults.length, 2);
 });
+
+test('a job whose ranks report no progress is detected as hung and ends by its restart policy', async () => {
+  const job = await cp.store.createJob(
+    spec({
+      name: 'hang',
+      command: [python, '-c', 'import time; time.sleep(120)'],
+      ranks: { nodes: 1, devicesPerNode: 1 },
+      restart: { maxRestarts: 0, backoffSeconds: 0.2 },
+      faults: { heartbeatTimeoutSeconds: 3, hangTimeoutSeconds: 2 },
+    }),
+  );
+  const final = await until('the job to end', 60_000, async () => {
+    const j = await cp.store.getJob(job.id);
+    return j !== null && ['succeeded', 'failed', 'cancelled'].includes(j.state) ? j : null;
+  });
+  assert.equal(final.state, 'failed');
+  assert.match(final.reason ?? '', /no progress within 2 s/);
+  const [fault] = await cp.store.listEvents({ jobId: job.id, kinds: ['fault-detected'] });
+  assert.equal((fault?.data as { cause?: string } | undefined)?.cause, 'hang');
+});
