@@ -116,7 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     model = GPT(args.layers, args.hidden, args.heads, args.seq_len, args.dropout)
     # Same initial weights on every rank; then a per-rank stream for dropout.
     torch.manual_seed(args.seed + 1 + rank)
-    net: nn.Module = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    # find_unused_parameters=True keeps DDP from rebuilding its gradient buckets after the first
+    # iteration of each process: a rebuild changes where bucket chunks start, hence the order in
+    # which gloo's ring sums each element over more than two ranks, so the first step after a
+    # restart would round differently from the uninterrupted run's.
+    net: nn.Module = (
+        nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
     total = args.steps
 
