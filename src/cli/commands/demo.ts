@@ -242,11 +242,15 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
             `  restore         ${report.restoreSeconds === null ? '-' : `${report.restoreSeconds.toFixed(2)} s`} (step ${report.restoredStep ?? '-'}: ${levels || '-'})`,
             `  downtime        ${report.downtimeSeconds.toFixed(2)} s (kill to training again)`,
             `  steps lost      ${report.stepsLost ?? '-'} (killed at step ${report.killedAtStep}, resumed from ${report.restoredStep ?? '-'})`,
-            `  replayed steps  ${report.replayedSteps} rank-steps redone; losses ${report.replayedIdentical ? 'identical bit for bit to the run before the fault' : 'DIFFER from the run before the fault'}`,
+            report.replayedSteps === 0
+              ? '  replayed steps  none to compare (training resumed at the step the fault hit)'
+              : `  replayed steps  ${report.replayedSteps} rank-steps redone; losses ${report.replayedIdentical ? 'identical bit for bit to the run before the fault' : 'DIFFER from the run before the fault'}`,
             '',
             'try next:',
             '  npx cube up --nodes 4 --spares 1      # a cluster that stays up; then cube submit / jobs / events / logs',
-            `  npx cube ckpt ls ${join(dataDir, 'l3')} # the durable checkpoints (with --keep)`,
+            flags.keep === true
+              ? `  npx cube ckpt ls ${join(dataDir, 'l3')}   # the durable checkpoints of this run`
+              : '  npx cube demo --keep --kill-at 40   # keep the data and inspect it with cube ckpt ls',
           ].join('\n'),
         );
         if (final.state !== 'succeeded' || !report.replayedIdentical) process.exitCode = 1;
