@@ -158,7 +158,18 @@ def write_rows(rows: Sequence[Row], path: str | None) -> None:
     with open(path, "a", encoding="utf-8") as f:
         for r in rows:
             r.values.setdefault("loadavg1", load)
-            f.write(json.dumps(asdict(r)) + "\n")
+            f.write(json.dumps(_finite(asdict(r)), allow_nan=False) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities as None (JSON has no NaN; the orchestrator parses these lines)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def exit_on_sigterm() -> None:

@@ -112,7 +112,8 @@ export function writeRows(rows: readonly Row[], path: string | undefined): void 
   );
 }
 
-/** Reads rows written by writeRows / common.py's write_rows. */
+/** Reads rows written by writeRows / common.py's write_rows (a line that does not parse is
+ * reported as an ERROR row rather than losing the others). */
 export function readRows(path: string): Row[] {
   let text: string;
   try {
@@ -123,7 +124,23 @@ export function readRows(path: string): Row[] {
   return text
     .split('\n')
     .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as Row);
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Row;
+      } catch (error) {
+        return row({
+          bench: '?',
+          config: '?',
+          metric: '(unreadable row)',
+          cube: '-',
+          baseline: '-',
+          ratio: null,
+          target: '-',
+          result: 'ERROR',
+          note: `${String(error)}: ${l.slice(0, 200)}`,
+        });
+      }
+    });
 }
 
 /** `256M`, `1G`, `4GiB`, or a byte count -> bytes. */

@@ -16,7 +16,7 @@
 //        throughput bench for more than 4 GiB of state in all)  --shm /dev/shm  --disk /tmp
 //        --json FILE (all rows as JSON lines)  --markdown FILE (all rows as a Markdown table)
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -115,8 +115,10 @@ function main(): void {
       throw new Error(`unknown part "${p}" (choose from ${parts.join(', ')})`);
   const cappedMax = parseSize(values['capped-max-size']);
   const niceMax = parseSize(values['nice-max-size']);
+  // The rows go straight to --json when given (kept whatever happens), else to a temp file.
   const work = mkdtempSync(join(tmpdir(), 'cube-bench-rows-'));
-  const rowsFile = join(work, 'rows.jsonl');
+  const rowsFile = values.json ?? join(work, 'rows.jsonl');
+  if (values.json !== undefined) writeFileSync(values.json, '');
   const started = performance.now();
   process.stdout.write(`Cube checkpoint benchmarks\n${machine(values.shm, values.disk)}\n`);
   const env = {
@@ -219,7 +221,6 @@ function main(): void {
       `\n${count('PASS')} PASS, ${count('MISS')} MISS, ${count('SKIP')} SKIP, ${count('ERROR')} ERROR; ` +
         `${((performance.now() - started) / 60000).toFixed(1)} min\n`,
     );
-    if (values.json !== undefined) copyFileSync(rowsFile, values.json);
     if (values.markdown !== undefined) writeFileSync(values.markdown, markdownTable(rows));
   } finally {
     rmSync(work, { recursive: true, force: true });

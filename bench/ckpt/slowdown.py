@@ -269,8 +269,9 @@ def run(
             for t0, t1 in r["steps"]:
                 (busy_steps if overlaps(t0, t1, intervals) else idle_steps).append(t1 - t0)
                 all_steps.append(t1 - t0)
-            # the first measured save allocates slot 1 (page faults): not a steady stall
-            stalls += [t1 - t0 for t0, t1 in r["saves"][1:]]
+            # the first measured save allocates slot 1 (page faults): not a steady stall, left
+            # out unless it is the only one
+            stalls += [t1 - t0 for t0, t1 in (r["saves"][1:] or r["saves"])]
             wall = max(wall, r["steps"][-1][1] - r["steps"][0][0])
             span_steps = len(r["steps"])
         start = min(r["steps"][0][0] for r in res)
@@ -326,7 +327,11 @@ def run(
                 wall / expected,
                 "-",
                 note=f"save() stall with the daemon: median {ms(median(stalls))}, max {ms(max(stalls, default=math.nan))}"
-                " (the first measured save, which allocates slot 1, left out)",
+                + (
+                    " (the first measured save, which allocates slot 1, left out)"
+                    if saves > 1
+                    else " (the only measured save: it allocates slot 1)"
+                ),
                 values={"wall_s": wall, "expected_s": expected, "stall_median_s": median(stalls)},
             )
         )

@@ -135,7 +135,9 @@ test("a chatty rank's log rotates at the size limit and keeps N files", async (t
     .join('');
   assert.equal(forwarded.length, 30_000, 'every byte was forwarded');
   assert.ok(forwarded.endsWith(kept), 'the kept files are the newest output, in order');
-  assert.ok(kept.length > 8192);
+  // A file rotates only when the next write would not fit, so the newest file and the one
+  // before it always hold more than one limit's worth between them (pipe chunking varies).
+  assert.ok(kept.length > 4096, `kept ${kept.length} bytes`);
 });
 
 test('the rotating log splits one write larger than the limit and rotates without keeping files', async (t) => {
