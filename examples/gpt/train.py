@@ -101,6 +101,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--data", type=Path, default=DATA)
     p.add_argument("--loss-log", type=Path, default=None)
+    p.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default=os.environ.get("CUBE_DEVICE", "cpu"),
+        help="cuda: cuda:LOCAL_RANK, NCCL between ranks",
+    )
     return p.parse_args(argv)
 
 
@@ -109,11 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    if world > 1:
-        dist.init_process_group("gloo")
-
+    # Before CUDA initializes: cuBLAS reads its workspace setting only then.
     seed_everything(args.seed)  # also turns on deterministic algorithms
-    model = GPT(args.layers, args.hidden, args.heads, args.seq_len, args.dropout)
+    device = torch.device("cpu")
+    if args.device == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if world > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    model = GPT(args.layers, args.hidden, args.heads, args.seq_len, args.dropout).to(device)
     # Same initial weights on every rank; then a per-rank stream for dropout.
     torch.manual_seed(args.seed + 1 + rank)
     # find_unused_parameters=True keeps DDP from rebuilding its gradient buckets after the first
@@ -134,10 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-    text = torch.frombuffer(bytearray(args.data.read_bytes()), dtype=torch.uint8).long()
+    text = torch.frombuffer(bytearray(args.data.read_bytes()), dtype=torch.uint8).long().to(device)
     n_samples = (text.numel() - 1) // args.seq_len
     sampler = ShuffledSampler(n_samples, args.batch, seed=args.seed, rank=rank, world_size=world)
-    offsets = torch.arange(args.seq_len)
+    offsets = torch.arange(args.seq_len, device=device)
 
     ckpt = cube.Checkpointer()
     start = 0
@@ -161,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     t0 = time.perf_counter()
     for step in range(start + 1, args.steps + 1):
-        idx = torch.tensor(sampler.next_batch()) * args.seq_len
+        idx = torch.tensor(sampler.next_batch(), device=device) * args.seq_len
         pos = idx[:, None] + offsets[None, :]
         x, y = text[pos], text[pos + 1]
         logits = net(x)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import unittest
 from pathlib import Path
@@ -14,7 +15,7 @@ import torch
 import cube
 
 ROOT = Path(__file__).resolve().parents[2]
-PYTHON = "/usr/bin/python3"
+PYTHON = sys.executable  # the interpreter running the tests (Debian's here, a CUDA torch elsewhere)
 
 
 class LevelsTestCase(unittest.TestCase):
