@@ -13,11 +13,30 @@ export class ApiClient {
     return this.#credentials.server;
   }
 
+  /** A JSON request: the parsed body, or the control plane's error as a CubeError. */
   async request<T>(
     method: string,
     path: string,
     options: { body?: unknown; contentType?: string; signal?: AbortSignal } = {},
   ): Promise<T> {
+    const { text } = await this.#send(method, path, options);
+    return (text === '' ? null : JSON.parse(text)) as T;
+  }
+
+  /** A request whose answer is plain text (rank logs), with the response headers. */
+  async requestText(
+    method: string,
+    path: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<{ text: string; headers: Headers }> {
+    return this.#send(method, path, options);
+  }
+
+  async #send(
+    method: string,
+    path: string,
+    options: { body?: unknown; contentType?: string; signal?: AbortSignal },
+  ): Promise<{ text: string; headers: Headers }> {
     const url = `${this.#credentials.server}/api/v1${path}`;
     let response: Response;
     try {
@@ -47,8 +66,13 @@ export class ApiClient {
       );
     }
     const text = await response.text();
-    const json = text === '' ? null : (JSON.parse(text) as unknown);
     if (!response.ok) {
+      let json: unknown = null;
+      try {
+        json = text === '' ? null : JSON.parse(text);
+      } catch {
+        // not a Cube error body (a proxy's page, say): the status says enough
+      }
       const error = (json as { error?: { code?: string; message?: string; where?: object } } | null)
         ?.error;
       const code =
@@ -72,6 +96,6 @@ export class ApiClient {
         },
       );
     }
-    return json as T;
+    return { text, headers: response.headers };
   }
 }

@@ -27,6 +27,10 @@ export interface EmbeddedAgentsOptions {
   readonly devicesPerNode: number;
   readonly spares: number;
   readonly heartbeatMs?: number;
+  /** Each node's `--probe-command`, by node name (none when it returns undefined). */
+  readonly probeCommand?: (name: string) => string | undefined;
+  /** How often the agents check their devices and probes (the agent's default: 5 s). */
+  readonly probeIntervalMs?: number;
   /** Survive the parent (cube up) or die with it (cube demo, tests). */
   readonly detached?: boolean;
 }
@@ -64,6 +68,7 @@ export function startEmbeddedAgents(options: EmbeddedAgentsOptions): EmbeddedAge
 /** Starts (or restarts) one agent process; its output goes to `<dataDir>/agent.log`. */
 export function launchAgent(agent: EmbeddedAgent, options: EmbeddedAgentsOptions): void {
   const log = openSync(join(agent.dataDir, 'agent.log'), 'a');
+  const probeCommand = options.probeCommand?.(agent.name);
   const args = [
     cubeBin,
     'agent',
@@ -86,6 +91,10 @@ export function launchAgent(agent: EmbeddedAgent, options: EmbeddedAgentsOptions
     '--l1',
     agent.l1,
     ...(options.heartbeatMs === undefined ? [] : ['--heartbeat-ms', String(options.heartbeatMs)]),
+    ...(probeCommand === undefined ? [] : ['--probe-command', probeCommand]),
+    ...(options.probeIntervalMs === undefined
+      ? []
+      : ['--probe-interval-ms', String(options.probeIntervalMs)]),
   ];
   const child = spawn(process.execPath, args, {
     stdio: ['ignore', log, log],

@@ -6,7 +6,8 @@ import { ControlPlane } from '../../control/control-plane.ts';
 import { parseJobSpec, type Event, type Job, type Node } from '../../control/model/index.ts';
 import { ApiClient } from '../api-client.ts';
 import { resolveCredentials, saveCredentials } from '../credentials.ts';
-import { printJson, renderTable, type CliOutput } from '../output.ts';
+import { printJson, processOutput, renderTable, type CliOutput } from '../output.ts';
+import { ProgressLine } from '../progress-line.ts';
 
 interface ServerFlags {
   server?: string;
@@ -22,6 +23,35 @@ function withServerFlags(command: Command): Command {
   return command
     .option('--server <url>', 'control plane URL (default: from `cube login`)')
     .option('--token <token>', 'API token (default: from `cube login`)');
+}
+
+const terminal: readonly string[] = ['succeeded', 'failed', 'cancelled'];
+
+/** The status line of a command that waits; off with `--json`, plain unless stderr is a TTY. */
+function progressFor(output: CliOutput, json: boolean | undefined): ProgressLine {
+  return new ProgressLine({
+    mode: ProgressLine.modeFor({
+      json: json === true,
+      isTty: output === processOutput && process.stderr.isTTY,
+    }),
+    output,
+  });
+}
+
+/** A flag value that must be an integer >= 0; the error names the flag. */
+export function parseNonNegativeInt(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isInteger(n) || n < 0)
+      throw new CubeError('BAD_FLAG', `${flag} must be an integer >= 0, got "${value}"`, {
+        where: { field: flag },
+      });
+    return n;
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function ago(ms: number | null): string {
@@ -107,7 +137,8 @@ export function registerControlCommands(program: Command, output: CliOutput): vo
     .description('submit a job spec (YAML or JSON)')
     .argument('<file>', 'job spec')
     .option('--json', 'print the job as JSON')
-    .action(async (file: string, flags: ServerFlags) => {
+    .option('--wait', 'wait until the job ends; exit 1 unless it succeeded')
+    .action(async (file: string, flags: ServerFlags & { wait?: boolean }) => {
       let text: string;
       try {
         text = readFileSync(file, 'utf8');
@@ -122,13 +153,42 @@ export function registerControlCommands(program: Command, output: CliOutput): vo
         format: extname(file) === '.json' ? 'json' : 'yaml',
       });
       // The working directory is the submitter's: resolve it here, where it means something.
-      const job = await client(flags).request<Job>('POST', '/jobs', {
+      const api = client(flags);
+      let job = await api.request<Job>('POST', '/jobs', {
         body: { ...spec, workingDir: resolve(spec.workingDir) },
       });
+      if (flags.wait === true) {
+        const progress = progressFor(output, flags.json);
+        if (flags.json !== true)
+          progress.print(
+            `job ${job.id} submitted (${job.spec.name}, ${job.spec.ranks.nodes} x ${job.spec.ranks.devicesPerNode} ranks)`,
+          );
+        progress.begin(`job ${job.id} to end`);
+        for (;;) {
+          const detail = await api.request<JobDetail>('GET', `/jobs/${encodeURIComponent(job.id)}`);
+          job = detail;
+          if (terminal.includes(job.state)) break;
+          progress.update(
+            `${job.state}${detail.lastProgress === null ? '' : `, step ${detail.lastProgress.step}`}${job.restarts === 0 ? '' : `, ${job.restarts} restart${job.restarts === 1 ? '' : 's'}`}${job.reason === null ? '' : ` (${job.reason})`}`,
+          );
+          await sleep(500);
+        }
+        progress.end(job.state);
+      }
       if (flags.json === true) printJson(output, job);
+      else if (flags.wait === true)
+        output.out(
+          `job ${job.id} ${job.state}${job.reason === null ? '' : ` (${job.reason})`} after ${job.restarts} restart${job.restarts === 1 ? '' : 's'}`,
+        );
       else
         output.out(
           `job ${job.id} submitted (${job.spec.name}, ${job.spec.ranks.nodes} x ${job.spec.ranks.devicesPerNode} ranks)`,
+        );
+      if (flags.wait === true && job.state !== 'succeeded')
+        throw new CubeError(
+          'INFEASIBLE',
+          `job ${job.id} ${job.state}${job.reason === null ? '' : `: ${job.reason}`}`,
+          { hint: `\`cube events ${job.id}\` and \`cube logs ${job.id}\` say more` },
         );
     });
 
@@ -185,30 +245,51 @@ export function registerControlCommands(program: Command, output: CliOutput): vo
   withServerFlags(program.command('logs'))
     .description("a rank's log")
     .argument('<id>', 'job id')
-    .option('--rank <r>', 'rank', (v) => Number(v), 0)
-    .option('--attempt <a>', 'attempt (default: the current one)', (v) => Number(v))
+    .option('--rank <r>', 'rank', parseNonNegativeInt('--rank'), 0)
+    .option('--attempt <a>', 'attempt (default: the current one)', parseNonNegativeInt('--attempt'))
     .option('--follow', 'keep printing new output until the job ends')
+    .option(
+      '--json',
+      'print {jobId, rank, attempt, offset, text} (with --follow: one such line per chunk)',
+    )
     .action(
       async (
         id: string,
         flags: ServerFlags & { rank: number; attempt?: number; follow?: boolean },
       ) => {
         const api = client(flags);
+        const path = `/jobs/${encodeURIComponent(id)}`;
+        // An unknown job is an error now, not an empty log.
+        await api.request<Job>('GET', path);
+        const progress = progressFor(output, flags.json);
+        if (flags.follow === true) progress.begin(`output of rank ${flags.rank} of job ${id}`);
         let offset = 0;
+        let all = '';
+        let attempt = flags.attempt ?? null;
         for (;;) {
           const q = `rank=${flags.rank}&offset=${offset}${flags.attempt === undefined ? '' : `&attempt=${flags.attempt}`}`;
-          const text = await api
-            .request<string | null>('GET', `/jobs/${encodeURIComponent(id)}/logs?${q}`)
-            .catch(() => null);
-          if (typeof text === 'string' && text !== '') {
-            output.out(text.replace(/\n$/, ''));
+          const { text, headers } = await api.requestText('GET', `${path}/logs?${q}`);
+          const served = Number(headers.get('x-cube-attempt'));
+          if (Number.isInteger(served)) attempt = served;
+          if (text !== '') {
+            progress.end('first output');
+            if (flags.json === true && flags.follow === true)
+              output.out(JSON.stringify({ jobId: id, rank: flags.rank, attempt, offset, text }));
+            else if (flags.json === true) all += text;
+            else output.out(text.replace(/\n$/, ''));
             offset += Buffer.byteLength(text);
           }
-          if (flags.follow !== true) return;
-          const job = await api.request<Job>('GET', `/jobs/${encodeURIComponent(id)}`);
-          if (['succeeded', 'failed', 'cancelled'].includes(job.state)) return;
-          await new Promise((r) => setTimeout(r, 1000));
+          if (flags.follow !== true) break;
+          const job = await api.request<Job>('GET', path);
+          if (terminal.includes(job.state)) {
+            progress.end(`job ${job.state}`);
+            break;
+          }
+          progress.update(job.state);
+          await sleep(1000);
         }
+        if (flags.json === true && flags.follow !== true)
+          printJson(output, { jobId: id, rank: flags.rank, attempt, offset: 0, text: all });
       },
     );
 
@@ -254,22 +335,26 @@ export function registerControlCommands(program: Command, output: CliOutput): vo
         verb === 'cordon' ? 'keep new work off a node' : 'make a cordoned node schedulable again',
       )
       .argument('<node>', 'node id or name')
+      .option('--json', 'print the node as JSON')
       .action(async (node: string, flags: ServerFlags) => {
         const n = await client(flags).request<Node>(
           'POST',
           `/nodes/${encodeURIComponent(node)}/${verb}`,
         );
-        output.out(`node ${n.name} is ${n.state}`);
+        if (flags.json === true) printJson(output, n);
+        else output.out(`node ${n.name} is ${n.state}`);
       });
 
   withServerFlags(program.command('cancel'))
     .description('cancel a job')
     .argument('<id>', 'job id')
+    .option('--json', 'print the job as JSON')
     .action(async (id: string, flags: ServerFlags) => {
       const job = await client(flags).request<Job>(
         'POST',
         `/jobs/${encodeURIComponent(id)}/cancel`,
       );
-      output.out(`job ${job.id} is ${job.state}`);
+      if (flags.json === true) printJson(output, job);
+      else output.out(`job ${job.id} is ${job.state}`);
     });
 }

@@ -9,7 +9,8 @@ import { ControlPlane } from '../../control/control-plane.ts';
 import type { Event, Job, ProgressSample } from '../../control/model/index.ts';
 import { startEmbeddedAgents, stopEmbeddedAgents } from '../embedded-cluster.ts';
 import { parsePositiveInt } from '../flags.ts';
-import type { CliOutput } from '../output.ts';
+import { processOutput, type CliOutput } from '../output.ts';
+import { ProgressLine } from '../progress-line.ts';
 import { formatEvent } from './control.ts';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -23,13 +24,20 @@ async function until<T>(
   what: string,
   timeoutMs: number,
   probe: () => Promise<T | null>,
+  progress?: ProgressLine,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
+  progress?.begin(what);
   for (;;) {
     const value = await probe();
-    if (value !== null) return value;
-    if (Date.now() > deadline)
+    if (value !== null) {
+      progress?.end();
+      return value;
+    }
+    if (Date.now() > deadline) {
+      progress?.end('timed out');
       throw new CubeError('INFEASIBLE', `demo: timed out waiting for ${what}`);
+    }
     await sleep(100);
   }
 }
@@ -148,7 +156,11 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
         );
       const dataDir = mkdtempSync(join(tmpdir(), 'cube-demo-'));
       const shmRoot = mkdtempSync(join('/dev/shm', 'cube-demo-'));
-      const say = (line: string): void => output.out(line);
+      const progress = new ProgressLine({
+        mode: ProgressLine.modeFor({ isTty: output === processOutput && process.stderr.isTTY }),
+        output,
+      });
+      const say = (line: string): void => progress.print(line);
       say(`cube demo: data in ${dataDir}`);
       const cp = await ControlPlane.start({
         dataDir,
@@ -171,10 +183,15 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
         for (const e of events) if (e.kind !== 'rank-running') say(`  ${formatEvent(e)}`);
       });
       try {
-        await until('the nodes to join', 60_000, async () => {
-          const ready = (await cp.store.listNodes()).filter((n) => n.state === 'ready');
-          return ready.length >= agents.length ? ready : null;
-        });
+        await until(
+          'the nodes to join',
+          60_000,
+          async () => {
+            const ready = (await cp.store.listNodes()).filter((n) => n.state === 'ready');
+            return ready.length >= agents.length ? ready : null;
+          },
+          progress,
+        );
         say(`${flags.nodes} worker nodes and ${flags.spares} spare joined`);
         const job = await cp.store.createJob({
           name: 'demo-gpt',
@@ -209,11 +226,17 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
           `submitted job ${job.id}: a GPT on the KJV text, ${flags.nodes * flags.devicesPerNode} ranks, checkpoints every 5 steps (L1 + L2, L3 every 4th)`,
         );
         const victimRank = flags.nodes * flags.devicesPerNode - 1;
-        const killedAtStep = await until('training to pass the kill step', 300_000, async () => {
-          const p = await cp.store.listProgress(job.id, { rank: 0, limit: 1_000_000 });
-          const last = p.at(-1);
-          return last !== undefined && last.step >= flags.killAt ? last.step : null;
-        });
+        const killedAtStep = await until(
+          'training to pass the kill step',
+          300_000,
+          async () => {
+            const p = await cp.store.listProgress(job.id, { rank: 0, limit: 1_000_000 });
+            const last = p.at(-1);
+            if (last !== undefined) progress.update(`step ${last.step} of ${flags.killAt}`);
+            return last !== undefined && last.step >= flags.killAt ? last.step : null;
+          },
+          progress,
+        );
         const running = (await cp.store.getJob(job.id)) as Job;
         const victim = running.placement?.find((p) => p.rank === victimRank)?.nodeId ?? '';
         const victimName = (await cp.store.getNode(victim))?.name ?? victim;
@@ -222,13 +245,19 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
           `\n*** killing node ${victimName} (its agent and its ranks) at step ${killedAtStep} ***\n`,
         );
         cp.orchestrator.injectFault(victim, 'kill-node');
-        const final = await until('the job to finish', 600_000, async () => {
-          const j = await cp.store.getJob(job.id);
-          return j !== null && ['succeeded', 'failed', 'cancelled'].includes(j.state) ? j : null;
-        });
+        const final = await until(
+          'the job to finish',
+          600_000,
+          async () => {
+            const j = await cp.store.getJob(job.id);
+            if (j !== null) progress.update(j.state);
+            return j !== null && ['succeeded', 'failed', 'cancelled'].includes(j.state) ? j : null;
+          },
+          progress,
+        );
         const events = await cp.store.listEvents({ jobId: job.id });
-        const progress = await cp.store.listProgress(job.id, { limit: 1_000_000 });
-        const report = recoveryReport(events, progress, killedAtMs, killedAtStep);
+        const samples = await cp.store.listProgress(job.id, { limit: 1_000_000 });
+        const report = recoveryReport(events, samples, killedAtMs, killedAtStep);
         const levels = Object.entries(report.levels)
           .map(([l, n]) => `${n} rank${n === 1 ? '' : 's'} from ${l}`)
           .join(', ');
@@ -255,6 +284,7 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
         );
         if (final.state !== 'succeeded' || !report.replayedIdentical) process.exitCode = 1;
       } finally {
+        progress.end('stopped');
         unsubscribe();
         await stopEmbeddedAgents(agents, shmRoot);
         await cp.stop();

@@ -16,9 +16,12 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { CubeError } from '../../core/index.ts';
 import { startEmbeddedAgents } from '../embedded-cluster.ts';
+import { ApiClient } from '../api-client.ts';
 import { saveCredentials } from '../credentials.ts';
 import { parsePositiveInt } from '../flags.ts';
-import type { CliOutput } from '../output.ts';
+import { printJson, processOutput, type CliOutput } from '../output.ts';
+import { ProgressLine } from '../progress-line.ts';
+import { parseNonNegativeInt } from './control.ts';
 
 const cubeBin = fileURLToPath(new URL('../../../bin/cube.js', import.meta.url));
 
@@ -80,9 +83,21 @@ export function registerUpCommands(program: Command, output: CliOutput): void {
       parsePositiveInt('--devices-per-node'),
       1,
     )
-    .option('--spares <s>', 'hot spares', (v) => Number(v), 1)
-    .option('--port <port>', 'control plane port (0: any free one)', (v) => Number(v), 7600)
+    .option('--spares <s>', 'hot spares', parseNonNegativeInt('--spares'), 1)
+    .option(
+      '--port <port>',
+      'control plane port (0: any free one)',
+      parseNonNegativeInt('--port'),
+      7600,
+    )
     .option('--data-dir <dir>', 'state, logs and checkpoints (default ~/.local/state/cube/up)')
+    .option(
+      '--join-timeout-s <s>',
+      'how long to wait for every agent to join',
+      parsePositiveInt('--join-timeout-s'),
+      120,
+    )
+    .option('--json', 'print {url, apiToken, joinToken, dataDir, serverPid, agents, nodes}')
     .action(
       async (flags: {
         nodes: number;
@@ -90,6 +105,8 @@ export function registerUpCommands(program: Command, output: CliOutput): void {
         spares: number;
         port: number;
         dataDir?: string;
+        joinTimeoutS: number;
+        json?: boolean;
       }) => {
         const dataDir = resolve(flags.dataDir ?? defaultDir());
         const statePath = join(dataDir, 'up.json');
@@ -104,6 +121,13 @@ export function registerUpCommands(program: Command, output: CliOutput): void {
               },
             );
         }
+        const progress = new ProgressLine({
+          mode: ProgressLine.modeFor({
+            json: flags.json === true,
+            isTty: output === processOutput && process.stderr.isTTY,
+          }),
+          output,
+        });
         mkdirSync(dataDir, { recursive: true });
         const serverLog = join(dataDir, 'server.log');
         const fd = openSync(serverLog, 'w');
@@ -126,7 +150,9 @@ export function registerUpCommands(program: Command, output: CliOutput): void {
         );
         closeSync(fd);
         server.unref();
+        progress.begin('the control plane to start');
         const ready = await waitForReady(serverLog, server.pid ?? -1, 30_000);
+        progress.end(`listening on ${ready.url}`);
         const shmRoot = mkdtempSync(join('/dev/shm', 'cube-up-'));
         const agents = startEmbeddedAgents({
           server: ready.url,
@@ -147,11 +173,29 @@ export function registerUpCommands(program: Command, output: CliOutput): void {
           serverPid: server.pid ?? -1,
           agents: agents.map((a) => ({ name: a.name, pid: a.pid ?? -1, role: a.role })),
         };
+        // Written before the wait, so `cube down` can stop what started even if the wait fails.
         writeFileSync(statePath, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
         saveCredentials({ server: ready.url, token: ready.apiToken });
+        const nodes = await waitForAgents(
+          new ApiClient({ server: ready.url, token: ready.apiToken }),
+          agents.map((a) => a.name),
+          { timeoutMs: flags.joinTimeoutS * 1000, progress, dataDir },
+        );
+        if (flags.json === true) {
+          printJson(output, {
+            url: ready.url,
+            apiToken: ready.apiToken,
+            joinToken: ready.joinToken,
+            dataDir,
+            serverPid: state.serverPid,
+            agents: state.agents,
+            nodes,
+          });
+          return;
+        }
         output.out(
           [
-            `cube is up: ${flags.nodes} worker node${flags.nodes === 1 ? '' : 's'} x ${flags.devicesPerNode} cpu device${flags.devicesPerNode === 1 ? '' : 's'}, ${flags.spares} spare${flags.spares === 1 ? '' : 's'}`,
+            `cube is up: ${flags.nodes} worker node${flags.nodes === 1 ? '' : 's'} x ${flags.devicesPerNode} cpu device${flags.devicesPerNode === 1 ? '' : 's'}, ${flags.spares} spare${flags.spares === 1 ? '' : 's'}, all joined`,
             `  API        ${ready.url}/api/v1   (OpenAPI: ${ready.url}/api/v1/openapi.json, metrics: ${ready.url}/metrics)`,
             `  API token  ${ready.apiToken}   (saved: later commands use it)`,
             `  join token ${ready.joinToken}   (for more agents: cube agent --server ${ready.url} --token ...)`,
@@ -166,7 +210,8 @@ export function registerUpCommands(program: Command, output: CliOutput): void {
     .command('down')
     .description('stop the embedded cluster `cube up` started')
     .option('--data-dir <dir>', 'as given to cube up')
-    .action(async (flags: { dataDir?: string }) => {
+    .option('--json', 'print {stopped, dataDir}')
+    .action(async (flags: { dataDir?: string; json?: boolean }) => {
       const dataDir = resolve(flags.dataDir ?? defaultDir());
       const statePath = join(dataDir, 'up.json');
       if (!existsSync(statePath))
@@ -182,8 +227,50 @@ export function registerUpCommands(program: Command, output: CliOutput): void {
       for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL');
       rmSync(state.shmRoot, { recursive: true, force: true });
       rmSync(statePath, { force: true });
-      output.out(
-        `cube is down (${pids.length} processes stopped); state and logs stay in ${dataDir}`,
-      );
+      if (flags.json === true) printJson(output, { stopped: pids.length, dataDir });
+      else
+        output.out(
+          `cube is down (${pids.length} processes stopped); state and logs stay in ${dataDir}`,
+        );
     });
+}
+
+interface JoinedNode {
+  readonly id: string;
+  readonly name: string;
+  readonly state: string;
+  readonly role: string;
+}
+
+/** Waits until a node of each name is ready, showing how many have joined. */
+async function waitForAgents(
+  api: ApiClient,
+  names: readonly string[],
+  options: { timeoutMs: number; progress: ProgressLine; dataDir: string },
+): Promise<JoinedNode[]> {
+  const deadline = Date.now() + options.timeoutMs;
+  options.progress.begin(`${names.length} agent${names.length === 1 ? '' : 's'} to join`);
+  for (;;) {
+    const { nodes } = await api.request<{ nodes: JoinedNode[] }>('GET', '/nodes');
+    const ready = names
+      .map((name) => nodes.find((n) => n.name === name && n.state === 'ready'))
+      .filter((n): n is JoinedNode => n !== undefined);
+    if (ready.length === names.length) {
+      options.progress.end('all joined');
+      return ready;
+    }
+    const missing = names.filter((name) => !ready.some((n) => n.name === name));
+    options.progress.update(`${ready.length} of ${names.length} joined`);
+    if (Date.now() > deadline) {
+      options.progress.end('timed out');
+      throw new CubeError(
+        'INFEASIBLE',
+        `${missing.length} agent${missing.length === 1 ? '' : 's'} did not join within ${options.timeoutMs / 1000} s: ${missing.join(', ')}`,
+        {
+          hint: `see ${join(options.dataDir, 'nodes', missing[0] ?? '', 'agent.log')}; \`cube down\` stops what started`,
+        },
+      );
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }

@@ -143,6 +143,8 @@ export class Orchestrator {
     { atMs: number; nodeId: string; rank: number; message: string; lastSignMs: number }
   >();
   readonly #l1CommittedAt = new Map<string, number>();
+  /** Nodes whose fault is being handled right now. */
+  readonly #faultingNodes = new Set<string>();
   #ticking = false;
 
   constructor(options: OrchestratorOptions) {
@@ -430,6 +432,20 @@ export class Orchestrator {
 
   /** A node-level fault: cordon it and recover every job running there. */
   async #nodeFault(node: Node, cause: FaultCause, message: string): Promise<void> {
+    // A failing probe arrives twice (the agent's event and its next heartbeat), often at once:
+    // one of them handles it.
+    if (this.#faultingNodes.has(node.id)) return;
+    this.#faultingNodes.add(node.id);
+    try {
+      const fresh = await this.#o.store.getNode(node.id);
+      if (fresh === null || fresh.state !== 'ready') return;
+      await this.#handleNodeFault(fresh, cause, message);
+    } finally {
+      this.#faultingNodes.delete(node.id);
+    }
+  }
+
+  async #handleNodeFault(node: Node, cause: FaultCause, message: string): Promise<void> {
     this.#o.metrics.faultsTotal.inc({ cause });
     const jobs = (
       await this.#o.store.listJobs({ states: ['scheduled', 'running', 'recovering'] })
@@ -473,7 +489,16 @@ export class Orchestrator {
     const now = this.#now();
     const rt = this.#runtime(job);
     if (job.state === 'recovering' && rt.recovery !== null) {
-      for (const id of nodeIds) rt.recovery.failedNodeIds.add(id);
+      for (const id of nodeIds) {
+        rt.recovery.failedNodeIds.add(id);
+        // Another fault while the job recovers: that node is replaced too, and kept free.
+        const node = await this.#o.store.getNode(id);
+        if (node !== null && node.state === 'ready')
+          await this.#updateNode(node, { state: 'cordoned' }, [
+            { kind: 'fault-detected', nodeId: id, jobId: job.id, data: { cause, message } },
+            { kind: 'node-cordoned', nodeId: id, data: { reason: message, by: 'fault' } },
+          ]);
+      }
       return;
     }
     this.#o.metrics.faultsTotal.inc({ cause });
