@@ -1,0 +1,200 @@
+import type { PlanContext } from './context.ts';
+import { evaluateCandidate, type Candidate, type Rejection } from './evaluate.ts';
+import type { Offload, Plan, PlanPins, Recompute } from './types.ts';
+
+/**
+ * The parallelism search. Enumeration walks divisors only (tp inside a server and dividing the
+ * heads, pp up to the layer count, cp and ep dividing what they split), and for each layout and
+ * micro-batch walks the memory savers from cheapest to dearest — ZeRO-1, ZeRO-2, ZeRO-3, then
+ * optimizer offload, then full offload — stopping at the first that fits: each later saver costs
+ * more time for the same layout, so it can only lose. Memory is checked before any collective is
+ * priced, and a micro-batch that fits nowhere ends the walk over larger ones.
+ */
+
+/** The best plan and the first rejection of one tp/pp/zero family, for `--explain`. */
+export interface FamilyOutcome {
+  readonly key: string;
+  readonly tp: number;
+  readonly pp: number;
+  readonly zero: number;
+  best: Plan | null;
+  rejection: Rejection | null;
+}
+
+export interface SearchOutcome {
+  readonly plans: Plan[];
+  readonly families: Map<string, FamilyOutcome>;
+  /** The memory rejection that came closest to fitting (smallest peak over capacity). */
+  readonly closest: { readonly candidate: Candidate; readonly why: Rejection } | null;
+  /** Reasons layouts were skipped before evaluation (divisibility), by message. */
+  readonly constraints: Set<string>;
+  evaluated: number;
+  enumerated: number;
+}
+
+/** Positive divisors of n, ascending. */
+export function divisors(n: number): number[] {
+  const small: number[] = [];
+  const large: number[] = [];
+  for (let d = 1; d * d <= n; d += 1) {
+    if (n % d === 0) {
+      small.push(d);
+      if (d * d !== n) large.unshift(n / d);
+    }
+  }
+  return [...small, ...large];
+}
+
+/** Server size the tensor-parallel search stays inside (the smallest server of the cluster). */
+function serverSize(ctx: PlanContext): number {
+  return Math.min(...ctx.cluster.runs.map((r) => r.devicesPerServer));
+}
+
+/** Whether tensor parallelism of degree t can split this model's attention. */
+export function tpFitsHeads(ctx: PlanContext, t: number): boolean {
+  return ctx.profile.kinds.every(
+    (k) => k.heads % t === 0 && (k.kvHeads % t === 0 || t % k.kvHeads === 0),
+  );
+}
+
+/** Runs the search. */
+export function search(ctx: PlanContext, pins: PlanPins): SearchOutcome {
+  const N = ctx.gpus;
+  const L = ctx.profile.layers;
+  const B = ctx.globalBatch;
+  const s = ctx.seqLen;
+  const out: SearchOutcome = {
+    plans: [],
+    families: new Map(),
+    closest: null,
+    constraints: new Set(),
+    evaluated: 0,
+    enumerated: 0,
+  };
+  let closestRatio = Infinity;
+  const per = serverSize(ctx);
+  const tps =
+    pins.tp !== undefined ? [pins.tp] : divisors(N).filter((t) => t <= per && tpFitsHeads(ctx, t));
+  const recomputes: Recompute[] =
+    pins.recompute !== undefined
+      ? [pins.recompute]
+      : ctx.software.flashAttention
+        ? ['none', 'full']
+        : ['none', 'selective', 'full'];
+
+  for (const t of tps) {
+    const pps = pins.pp !== undefined ? [pins.pp] : divisors(N / t).filter((p) => p <= L);
+    for (const p of pps) {
+      if ((N / t) % p !== 0) continue;
+      const cps =
+        pins.cp !== undefined
+          ? [pins.cp]
+          : divisors(N / (t * p)).filter(
+              (c) =>
+                c === 1 ||
+                (ctx.software.flashAttention && c <= 32 && s % (2 * c) === 0 && s / c >= 2048),
+            );
+      for (const c of cps) {
+        if ((N / (t * p)) % c !== 0) continue;
+        const dp = N / (t * p * c);
+        if (B % dp !== 0) {
+          out.constraints.add(`global batch ${B} is not a multiple of dp ${dp}`);
+          continue;
+        }
+        const eps = !ctx.profile.isMoe
+          ? [1]
+          : pins.ep !== undefined
+            ? [pins.ep]
+            : divisors(dp).filter((e) => ctx.profile.experts % e === 0);
+        const vpps =
+          pins.vpp !== undefined
+            ? [pins.vpp]
+            : p === 1
+              ? [1]
+              : divisors(L / p)
+                  .filter((v) => v <= 8 && (L / p) % v === 0)
+                  .filter((v) => v === 1 || L % (p * v) === 0);
+        const perRank = B / dp;
+        const mbs =
+          pins.microBatch !== undefined
+            ? [pins.microBatch]
+            : divisors(perRank).filter((b) => b <= 16);
+        const zeros: (0 | 1 | 2 | 3)[] =
+          pins.zero !== undefined ? [pins.zero] : dp * c > 1 ? [1, 2, 3] : [0];
+        const offloads: Offload[] =
+          pins.offload !== undefined ? [pins.offload] : ['none', 'optimizer', 'all'];
+        const ladder: { zero: 0 | 1 | 2 | 3; offload: Offload }[] = [];
+        for (const offload of offloads)
+          for (const zero of zeros) {
+            if (offload === 'all' && zero !== 3 && pins.zero === undefined) continue;
+            if (offload === 'all' && zero !== 3) continue;
+            ladder.push({ zero, offload });
+          }
+        const sp = pins.sp ?? t > 1;
+        for (const e of eps) {
+          for (const v of vpps) {
+            for (const b of mbs) {
+              if (perRank % b !== 0) continue;
+              const m = perRank / b;
+              if (v > 1 && m % p !== 0) {
+                out.constraints.add(
+                  `the interleaved schedule needs the ${m} micro-batches to be a multiple of pp ${p}`,
+                );
+                continue;
+              }
+              let anyFit = false;
+              for (const recompute of recomputes) {
+                for (const step of ladder) {
+                  out.enumerated += 1;
+                  const cand: Candidate = {
+                    tp: t,
+                    pp: p,
+                    vpp: v,
+                    cp: c,
+                    ep: e,
+                    dp,
+                    sp,
+                    zero: step.zero,
+                    microBatch: b,
+                    recompute,
+                    offload: step.offload,
+                  };
+                  out.evaluated += 1;
+                  const r = evaluateCandidate(ctx, cand);
+                  const key = `tp${t} pp${p} zero${step.zero}`;
+                  let fam = out.families.get(key);
+                  if (fam === undefined) {
+                    fam = { key, tp: t, pp: p, zero: step.zero, best: null, rejection: null };
+                    out.families.set(key, fam);
+                  }
+                  if (r.kind === 'plan') {
+                    out.plans.push(r.plan);
+                    anyFit = true;
+                    if (fam.best === null || r.plan.tokensPerS > fam.best.tokensPerS)
+                      fam.best = r.plan;
+                    break;
+                  }
+                  fam.rejection ??= r.why;
+                  if (r.why.peakBytes !== undefined && r.why.capacityBytes !== undefined) {
+                    const ratio = r.why.peakBytes / r.why.capacityBytes;
+                    if (ratio < closestRatio) {
+                      closestRatio = ratio;
+                      (out as { closest: SearchOutcome['closest'] }).closest = {
+                        candidate: cand,
+                        why: r.why,
+                      };
+                    }
+                  }
+                }
+              }
+              // A micro-batch that fits nowhere: larger ones only need more memory.
+              if (!anyFit && pins.microBatch === undefined) break;
+            }
+          }
+        }
+      }
+    }
+  }
+  out.plans.sort((a, b) => b.tokensPerS - a.tokensPerS);
+  return out;
+}

@@ -1,0 +1,182 @@
+/**
+ * Published training runs the planner is validated against. Each row cites its source; the
+ * published step time is derived from what the paper reports, with the paper's own formula.
+ */
+
+/** A GPT of the Megatron papers: learned positions, LayerNorm, GeLU MLP of 4h, vocab 51,200. */
+export interface MegatronRun {
+  readonly name: string;
+  readonly source: string;
+  readonly heads: number;
+  readonly hidden: number;
+  readonly layers: number;
+  readonly tp: number;
+  readonly pp: number;
+  readonly gpus: number;
+  readonly globalBatch: number;
+  /** Micro-batch size where the paper states it; null where it does not (the planner chooses). */
+  readonly microBatch: number | null;
+  /** Achieved TFLOPS per GPU as published (counting recomputation: 4 passes). */
+  readonly tflopsPerGpu: number;
+}
+
+const table1 =
+  'Narayanan et al. 2021, "Efficient Large-Scale Language Model Training on GPU Clusters Using Megatron-LM" (arXiv 2104.04473), Table 1: A100-80GB Selene, seq 2048, vocab 51200, interleaved schedule, full recomputation';
+
+/** Table 1 of Narayanan et al. (2021). Micro-batch 1 for the pipelined models, as the paper uses for its large runs. */
+export const megatron2021: readonly MegatronRun[] = [
+  {
+    name: '1.7B',
+    heads: 24,
+    hidden: 2304,
+    layers: 24,
+    tp: 1,
+    pp: 1,
+    gpus: 32,
+    globalBatch: 512,
+    microBatch: null,
+    tflopsPerGpu: 137,
+  },
+  {
+    name: '3.6B',
+    heads: 32,
+    hidden: 3072,
+    layers: 30,
+    tp: 2,
+    pp: 1,
+    gpus: 64,
+    globalBatch: 512,
+    microBatch: null,
+    tflopsPerGpu: 138,
+  },
+  {
+    name: '7.5B',
+    heads: 32,
+    hidden: 4096,
+    layers: 36,
+    tp: 4,
+    pp: 1,
+    gpus: 128,
+    globalBatch: 512,
+    microBatch: null,
+    tflopsPerGpu: 142,
+  },
+  {
+    name: '18.4B',
+    heads: 48,
+    hidden: 6144,
+    layers: 40,
+    tp: 8,
+    pp: 1,
+    gpus: 256,
+    globalBatch: 1024,
+    microBatch: null,
+    tflopsPerGpu: 135,
+  },
+  {
+    name: '39.1B',
+    heads: 64,
+    hidden: 8192,
+    layers: 48,
+    tp: 8,
+    pp: 2,
+    gpus: 512,
+    globalBatch: 1536,
+    microBatch: 1,
+    tflopsPerGpu: 138,
+  },
+  {
+    name: '76.1B',
+    heads: 80,
+    hidden: 10240,
+    layers: 60,
+    tp: 8,
+    pp: 4,
+    gpus: 1024,
+    globalBatch: 1792,
+    microBatch: 1,
+    tflopsPerGpu: 140,
+  },
+  {
+    name: '145.6B',
+    heads: 96,
+    hidden: 12288,
+    layers: 80,
+    tp: 8,
+    pp: 8,
+    gpus: 1536,
+    globalBatch: 2304,
+    microBatch: 1,
+    tflopsPerGpu: 148,
+  },
+  {
+    name: '310.1B',
+    heads: 128,
+    hidden: 16384,
+    layers: 96,
+    tp: 8,
+    pp: 16,
+    gpus: 1920,
+    globalBatch: 2160,
+    microBatch: 1,
+    tflopsPerGpu: 155,
+  },
+  {
+    name: '529.6B',
+    heads: 128,
+    hidden: 20480,
+    layers: 105,
+    tp: 8,
+    pp: 35,
+    gpus: 2520,
+    globalBatch: 2520,
+    microBatch: 1,
+    tflopsPerGpu: 163,
+  },
+  {
+    name: '1008B',
+    heads: 160,
+    hidden: 25600,
+    layers: 128,
+    tp: 8,
+    pp: 64,
+    gpus: 3072,
+    globalBatch: 3072,
+    microBatch: 1,
+    tflopsPerGpu: 163,
+  },
+].map((r) => ({ ...r, source: table1 }));
+
+/** The paper's FLOPs per iteration with full recomputation: 96 B s l h^2 (1 + s/(6h) + V/(16 l h)). */
+export function megatronFlopsWithRecompute(run: MegatronRun, seqLen = 2048, vocab = 51200): number {
+  const { globalBatch: b, layers: l, hidden: h } = run;
+  return 96 * b * seqLen * l * h * h * (1 + seqLen / (6 * h) + vocab / (16 * l * h));
+}
+
+/** The published step time: the formula's FLOPs over the achieved FLOP/s of all GPUs. */
+export function publishedStepSeconds(run: MegatronRun): number {
+  return megatronFlopsWithRecompute(run) / (run.tflopsPerGpu * 1e12 * run.gpus);
+}
+
+/** The model file (design.md's model-file contract) of a Megatron GPT. */
+export function megatronModelFile(run: MegatronRun): Record<string, unknown> {
+  return {
+    id: `megatron-gpt-${run.name.toLowerCase()}`,
+    name: `Megatron GPT ${run.name}`,
+    hidden_size: run.hidden,
+    num_layers: run.layers,
+    num_attention_heads: run.heads,
+    num_key_value_heads: run.heads,
+    head_dim: run.hidden / run.heads,
+    intermediate_size: 4 * run.hidden,
+    mlp_activation: 'gelu',
+    gated_mlp: false,
+    vocab_size: 51200,
+    max_position_embeddings: 2048,
+    tied_embeddings: true,
+    norm_type: 'layernorm',
+    position_encoding: 'learned',
+    attention_bias: 'all',
+    mlp_bias: true,
+  };
+}
