@@ -1,9 +1,18 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
+import reactHooks from 'eslint-plugin-react-hooks';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'test-artifacts/**', '.dependency-cruiser.cjs'] },
+  {
+    ignores: [
+      'node_modules/**',
+      'dist/**',
+      'web/dist/**',
+      'test-artifacts/**',
+      '.dependency-cruiser.cjs',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -30,8 +39,17 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard (its own tsconfig: DOM, JSX, bundler resolution).
+    files: ['web/**/*.{ts,tsx}'],
+    plugins: { 'react-hooks': reactHooks },
+    rules: {
+      'react-hooks/rules-of-hooks': 'error',
+      'react-hooks/exhaustive-deps': 'error',
+    },
+  },
+  {
     // Tool configuration files are read through their default export.
-    files: ['eslint.config.js'],
+    files: ['eslint.config.js', 'web/vite.config.ts'],
     rules: { 'no-restricted-syntax': 'off' },
   },
   {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Cube needs on a fresh Debian machine with Node 20: the npm packages from the
-# lockfile, and the Debian packages the Python client and its tests use, only when missing.
+# lockfile, the Debian packages the Python client and its tests use and the Chromium the
+# dashboard's browser tests drive, only when missing; then the dashboard bundle when stale.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,8 @@ missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
+# The dashboard's browser tests drive Debian's Chromium (never a downloaded browser build).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
@@ -18,4 +21,10 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
+fi
+
+# The dashboard's production bundle (served by the control plane at /), rebuilt when stale.
+if [ ! -f web/dist/index.html ] ||
+  [ -n "$(find web/src web/index.html web/vite.config.ts package-lock.json -newer web/dist/index.html -print -quit)" ]; then
+  npm run build:web --silent
 fi

@@ -23,6 +23,7 @@ import {
 import type { StateStore } from '../store/index.ts';
 import type { Orchestrator } from '../orchestrator/orchestrator.ts';
 import type { ControlMetrics } from './metrics.ts';
+import { registerWebRoutes } from './web-routes.ts';
 
 export interface ControlAppOptions {
   readonly store: StateStore;
@@ -549,5 +550,6 @@ export async function buildControlApp(options: ControlAppOptions): Promise<Fasti
     },
   );
 
+  await registerWebRoutes(app, { store });
   return app;
 }

@@ -1,0 +1,238 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { CubeError } from '../../core/index.ts';
+import type { Job, ProgressSample } from '../model/index.ts';
+import type { StateStore } from '../store/index.ts';
+
+/** Where `npm run build:web` puts the dashboard's production bundle. */
+export const defaultWebRoot = fileURLToPath(new URL('../../../web/dist/', import.meta.url));
+
+/** One point of a job's curve: every rank's report of one step of one attempt, combined. */
+export interface SeriesPoint {
+  readonly attempt: number;
+  readonly step: number;
+  /** Epoch ms of the newest report of this step. */
+  readonly at: number;
+  /** Mean over the ranks that reported a loss, or null when none did. */
+  readonly loss: number | null;
+  /** Sum over the ranks that reported a throughput (the job's tokens/s), or null. */
+  readonly tokensPerS: number | null;
+  /** How many ranks reported this step. */
+  readonly ranks: number;
+}
+
+/**
+ * Combines progress samples into one point per (attempt, step), in (attempt, step) order. The
+ * loss is the mean over ranks (data-parallel ranks each see their own batch), the throughput
+ * the sum (each rank reports its own tokens/s).
+ */
+export function seriesOf(samples: readonly ProgressSample[]): SeriesPoint[] {
+  const byKey = new Map<
+    string,
+    {
+      attempt: number;
+      step: number;
+      at: number;
+      lossSum: number;
+      losses: number;
+      tps: number;
+      tpsN: number;
+      ranks: Set<number>;
+    }
+  >();
+  for (const s of samples) {
+    const key = `${s.attempt}:${s.step}`;
+    let p = byKey.get(key);
+    if (p === undefined) {
+      p = {
+        attempt: s.attempt,
+        step: s.step,
+        at: s.at,
+        lossSum: 0,
+        losses: 0,
+        tps: 0,
+        tpsN: 0,
+        ranks: new Set(),
+      };
+      byKey.set(key, p);
+    }
+    // A rank may report the same step twice (the agent's last report before an exit): count
+    // each rank once, with its newest values.
+    if (p.ranks.has(s.rank)) continue;
+    p.ranks.add(s.rank);
+    p.at = Math.max(p.at, s.at);
+    if (s.loss !== null && Number.isFinite(s.loss)) {
+      p.lossSum += s.loss;
+      p.losses += 1;
+    }
+    if (s.tokensPerS !== null) {
+      p.tps += s.tokensPerS;
+      p.tpsN += 1;
+    }
+  }
+  return [...byKey.values()]
+    .sort((a, b) => a.attempt - b.attempt || a.step - b.step)
+    .map((p) => ({
+      attempt: p.attempt,
+      step: p.step,
+      at: p.at,
+      loss: p.losses === 0 ? null : p.lossSum / p.losses,
+      tokensPerS: p.tpsN === 0 ? null : p.tps,
+      ranks: p.ranks.size,
+    }));
+}
+
+/**
+ * The points of a job's curve after (`attempt`, `step`): the rest of that attempt and every
+ * later attempt. The newest step of the newest attempt may still be missing ranks; a client
+ * following the curve asks again from the step before it.
+ */
+async function seriesAfter(
+  store: StateStore,
+  job: Job,
+  cursor: { attempt: number; step: number } | null,
+): Promise<SeriesPoint[]> {
+  const samples: ProgressSample[] = [];
+  const first = cursor?.attempt ?? 0;
+  for (let attempt = first; attempt <= job.attempt; attempt += 1)
+    samples.push(
+      ...(await store.listProgress(job.id, {
+        attempt,
+        ...(cursor !== null && attempt === cursor.attempt ? { afterStep: cursor.step } : {}),
+        limit: 10_000_000,
+      })),
+    );
+  return seriesOf(samples);
+}
+
+export interface WebRoutesOptions {
+  readonly store: StateStore;
+  /** The built dashboard (`index.html` and `assets/`); default `web/dist` of this checkout. */
+  readonly webRoot?: string;
+}
+
+const idParams = z.object({ id: z.string().min(1).max(64) });
+
+/**
+ * The dashboard: its static bundle at `/` (any other path that is not the API gets
+ * `index.html`, so the single-page app's own routes survive a reload), and the read-only
+ * endpoints its views need that the rest of the API lacks: a job's curve combined per step
+ * (`GET /api/v1/jobs/{id}/series`) and every job's latest point (`GET /api/v1/progress/latest`).
+ */
+export async function registerWebRoutes(
+  app: FastifyInstance,
+  options: WebRoutesOptions,
+): Promise<void> {
+  const { store } = options;
+  const api = app.withTypeProvider<ZodTypeProvider>();
+
+  async function getJob(id: string): Promise<Job> {
+    const job = await store.getJob(id);
+    if (job === null)
+      throw new CubeError('UNKNOWN_ID', `no job "${id}"`, { where: { field: 'id' } });
+    return job;
+  }
+
+  api.get(
+    '/api/v1/jobs/:id/series',
+    {
+      schema: {
+        params: idParams,
+        querystring: z.object({
+          attempt: z.coerce.number().int().min(0).optional(),
+          after: z.coerce.number().int().min(0).optional(),
+        }),
+        tags: ['jobs'],
+        description:
+          "The job's loss and throughput per step: one point per (attempt, step), the loss averaged and tokens/s summed over ranks. With `attempt` and `after`, only points after that step of that attempt.",
+      },
+    },
+    async (request) => {
+      const job = await getJob(request.params.id);
+      const { attempt, after } = request.query;
+      if ((attempt === undefined) !== (after === undefined))
+        throw new CubeError('INVALID_VALUE', '`attempt` and `after` go together', {
+          where: { field: attempt === undefined ? 'attempt' : 'after' },
+        });
+      const cursor = attempt === undefined || after === undefined ? null : { attempt, step: after };
+      return { jobId: job.id, attempt: job.attempt, points: await seriesAfter(store, job, cursor) };
+    },
+  );
+
+  api.get(
+    '/api/v1/progress/latest',
+    {
+      schema: {
+        tags: ['jobs'],
+        description:
+          "Each job's newest point (its current attempt's highest step, combined over ranks), for job lists.",
+      },
+    },
+    async () => {
+      const latest: (SeriesPoint & { jobId: string })[] = [];
+      for (const job of await store.listJobs()) {
+        const samples = await store.listProgress(job.id, {
+          attempt: job.attempt,
+          limit: 10_000_000,
+        });
+        if (samples.length === 0) continue;
+        const top = samples.reduce((m, s) => Math.max(m, s.step), 0);
+        // The newest step may be half-reported; the one before it is complete when it exists.
+        const points = seriesOf(samples.filter((s) => s.step >= top - 1));
+        const full = points.at(-1);
+        const previous = points.at(-2);
+        const point =
+          full !== undefined && previous !== undefined && previous.ranks > full.ranks
+            ? previous
+            : full;
+        if (point !== undefined) latest.push({ jobId: job.id, ...point });
+      }
+      return { latest };
+    },
+  );
+
+  const root = options.webRoot ?? defaultWebRoot;
+  const built = (): boolean => existsSync(`${root}/index.html`);
+  await app.register(fastifyStatic, {
+    root,
+    prefix: '/',
+    // Looked up per request, so a rebuild is served without a restart.
+    wildcard: true,
+    // Hashed asset names change with their content; index.html must always be revalidated.
+    setHeaders: (res, path) => {
+      res.setHeader(
+        'cache-control',
+        path.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache',
+      );
+    },
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    const isPage =
+      request.method === 'GET' &&
+      !path.startsWith('/api/') &&
+      !path.startsWith('/assets/') &&
+      path !== '/metrics';
+    if (!isPage)
+      return reply.status(404).send({
+        error: {
+          code: 'UNKNOWN_ID',
+          message: `no route ${request.method} ${path}`,
+          where: { path },
+        },
+      });
+    if (!built())
+      return reply
+        .status(503)
+        .type('text/plain')
+        .send(
+          `The dashboard is not built (no ${root}index.html). Run \`npm run build:web\` in the checkout, then reload.\n`,
+        );
+    return reply.header('cache-control', 'no-cache').sendFile('index.html');
+  });
+}

@@ -1,0 +1,225 @@
+// The dashboard end to end: Debian's Chromium (through playwright-core) against a real
+// control plane serving the production bundle, agent processes standing in for nodes and a
+// real PyTorch job training. Screenshots go to test-artifacts/web/.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { ControlPlane } from '../../src/control/control-plane.ts';
+import type { Job } from '../../src/control/model/index.ts';
+import {
+  startEmbeddedAgents,
+  stopEmbeddedAgents,
+  type EmbeddedAgent,
+} from '../../src/cli/embedded-cluster.ts';
+import { python, repoRoot } from '../python/launcher.ts';
+import { launchChromium } from './browser.ts';
+import { ensureWebBundle } from './web-bundle.ts';
+
+const artifacts = join(repoRoot, 'test-artifacts', 'web');
+
+let dataDir: string;
+let shmRoot: string;
+let cp: ControlPlane;
+let agents: EmbeddedAgent[] = [];
+let browser: Browser;
+let page: Page;
+let jobId: string;
+/** Console errors and uncaught page errors, with the page they happened on. */
+const consoleErrors: string[] = [];
+
+async function until<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<T | null>,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== null) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const response = await fetch(`${cp.url}/api/v1${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${cp.tokens.apiToken}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await response.text();
+  assert.ok(response.ok, `${method} ${path}: ${response.status} ${text}`);
+  return JSON.parse(text) as T;
+}
+
+async function shot(name: string): Promise<void> {
+  await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+}
+
+/** A number the page exposes as a data attribute (chart points, markers). */
+async function attribute(selector: string, name: string): Promise<number> {
+  const value = await page.locator(selector).first().getAttribute(name, { timeout: 30_000 });
+  return Number(value ?? 'NaN');
+}
+
+before(async () => {
+  ensureWebBundle();
+  mkdirSync(artifacts, { recursive: true });
+  dataDir = mkdtempSync(join(tmpdir(), 'cube-e2e-web-'));
+  shmRoot = mkdtempSync(join('/dev/shm', 'cube-e2e-web-'));
+  cp = await ControlPlane.start({
+    dataDir,
+    heartbeatTimeoutMs: 3000,
+    heartbeatIntervalMs: 500,
+    tickMs: 200,
+  });
+  agents = startEmbeddedAgents({
+    server: cp.url,
+    joinToken: cp.tokens.joinToken,
+    dataDir: join(dataDir, 'nodes'),
+    shmRoot,
+    nodes: 2,
+    devicesPerNode: 2,
+    spares: 1,
+    heartbeatMs: 500,
+  });
+  await until('every node to join', 60_000, async () =>
+    (await cp.store.listNodes()).filter((n) => n.state === 'ready').length === 3 ? true : null,
+  );
+  const job = await api<Job>('POST', '/jobs', {
+    name: 'web-e2e',
+    command: [
+      python,
+      'examples/gpt/train.py',
+      '--steps',
+      '3000',
+      '--layers',
+      '2',
+      '--hidden',
+      '64',
+      '--heads',
+      '2',
+      '--seq-len',
+      '32',
+      '--batch',
+      '4',
+      '--seed',
+      '5',
+    ],
+    workingDir: repoRoot,
+    env: { OMP_NUM_THREADS: '1', PYTHONDONTWRITEBYTECODE: '1' },
+    ranks: { nodes: 2, devicesPerNode: 2 },
+    deviceType: 'cpu',
+    checkpoint: { everySteps: 10, l3Every: 2 },
+    restart: { maxRestarts: 3, backoffSeconds: 0.5 },
+    faults: { heartbeatTimeoutSeconds: 3, hangTimeoutSeconds: 120 },
+  });
+  jobId = job.id;
+  browser = await launchChromium();
+  page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+  page.on('console', (message) => {
+    if (message.type() === 'error') consoleErrors.push(`${page.url()}: ${message.text()}`);
+  });
+  page.on('pageerror', (error) => consoleErrors.push(`${page.url()}: ${error.message}`));
+});
+
+after(async () => {
+  await browser?.close();
+  if (jobId !== undefined) await api('POST', `/jobs/${jobId}/cancel`).catch(() => undefined);
+  await stopEmbeddedAgents(agents, shmRoot);
+  await cp?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('the login page refuses a bad token and signs in with a good one', async () => {
+  await page.goto(`${cp.url}/`);
+  await page.getByLabel('API token').fill('not-a-token');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('alert').filter({ hasText: 'refused' }).waitFor({ timeout: 10_000 });
+  await shot('login-refused');
+  // The refused token's 401 is the browser's own console line, expected here.
+  consoleErrors.length = 0;
+  await page.getByLabel('API token').fill(cp.tokens.apiToken);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('[data-page="cluster"]').waitFor({ timeout: 15_000 });
+});
+
+test('the cluster view draws every node and device, with the spare marked', async () => {
+  await page.goto(`${cp.url}/cluster`);
+  await page.locator('.topology [data-node="spare-0"]').waitFor({ timeout: 15_000 });
+  for (const name of ['node-0', 'node-1', 'spare-0'])
+    assert.equal(await page.locator(`.topology [data-node="${name}"]`).count(), 1, name);
+  assert.equal(await page.locator('.react-flow .cell.health-ok').count(), 6);
+  assert.ok(await page.locator('.topology [data-node="spare-0"].node-spare').isVisible());
+  assert.equal(await page.locator('[data-testid="node-table"] tbody tr').count(), 3);
+  // Two super-nodes, so the optical switch that joins them is drawn.
+  assert.equal(await page.locator('.topo-supernode').count(), 2);
+  assert.ok(await page.locator('.topo-fabric').isVisible());
+  await page.locator('.topology [data-node="node-0"]').click();
+  await page.locator('[data-testid="node-detail"]').getByText('node-0').waitFor();
+  await shot('cluster');
+});
+
+test('the jobs list shows the running job with its progress and throughput', async () => {
+  await page.goto(`${cp.url}/jobs`);
+  const row = page.locator(`[data-job="${jobId}"]`);
+  await row.locator('.badge-running').waitFor({ timeout: 90_000 });
+  await until('a step in the jobs list', 30_000, async () => {
+    const text = (await row.locator('.progress').textContent()) ?? '';
+    return /\d+ \/ 3000/.test(text) ? true : null;
+  });
+  await shot('jobs');
+});
+
+test('the loss curve gains points while the job trains', async () => {
+  await page.getByRole('link', { name: 'web-e2e' }).click();
+  await page.locator('[data-page="job"]').waitFor();
+  const chart = 'figure[aria-label="loss curve"]';
+  const first = await until('the loss curve', 60_000, async () => {
+    const n = await attribute(chart, 'data-points');
+    return n >= 2 ? n : null;
+  });
+  const later = await until('more points on the loss curve', 60_000, async () => {
+    const n = await attribute(chart, 'data-points');
+    return n > first ? n : null;
+  });
+  assert.ok(later > first);
+  await page.locator('[data-testid="rank-log"]').filter({ hasText: 'step' }).waitFor({
+    timeout: 30_000,
+  });
+  await page.locator('.ckpt circle').first().waitFor({ timeout: 60_000 });
+  assert.ok((await page.locator('.react-flow .cell-placed').count()) === 4);
+  await shot('job-training');
+});
+
+test('a fault injected through the API appears on the event timeline and on the curve', async () => {
+  const job = await api<Job>('GET', `/jobs/${jobId}`);
+  const victim = job.placement?.find((p) => p.rank === 1);
+  assert.ok(victim);
+  await api('POST', `/nodes/${victim.nodeId}/faults`, { kind: 'kill-rank', jobId, rank: 1 });
+  await page
+    .locator('[data-testid="event-timeline"] li[data-kind="fault-detected"]')
+    .first()
+    .waitFor({ timeout: 60_000 });
+  await until('the fault on the loss curve', 30_000, async () =>
+    (await page.locator('figure[aria-label="loss curve"] .marker-fault').count()) > 0 ? true : null,
+  );
+  assert.ok((await attribute('figure[aria-label="loss curve"]', 'data-markers')) >= 1);
+  assert.ok((await attribute('figure[aria-label="throughput"]', 'data-markers')) >= 1);
+  // The job recovers by itself; the recovery is marked too.
+  await page
+    .locator('figure[aria-label="loss curve"] .marker-recovery')
+    .first()
+    .waitFor({ timeout: 90_000 });
+  await shot('job-after-fault');
+});
+
+test('no page logged a console error', () => {
+  assert.deepEqual(consoleErrors, []);
+});

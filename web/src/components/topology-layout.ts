@@ -1,0 +1,104 @@
+import { Graph, layout } from '@dagrejs/dagre';
+import type { SuperNodeGroup } from '../cluster-groups.ts';
+
+/** Sizes of the drawing, in flow units (pixels at zoom 1). */
+export const cell = 12;
+export const cellGap = 2;
+const cellsPerRow = 8;
+const serverPad = 6;
+const serverHeader = 16;
+const serverGap = 8;
+const superHeader = 26;
+const superPad = 10;
+
+/** Where a server box sits inside its super-node. */
+export interface ServerBox {
+  readonly x: number;
+  readonly y: number;
+  readonly width: number;
+  readonly height: number;
+}
+
+/** A super-node's size and the boxes of its servers. */
+export interface SuperNodeBox {
+  readonly width: number;
+  readonly height: number;
+  readonly servers: readonly ServerBox[];
+}
+
+function serverSize(devices: number, nodes: number): { width: number; height: number } {
+  const rows = Math.max(1, Math.ceil(devices / cellsPerRow)) + Math.max(0, nodes - 1);
+  return {
+    width: cellsPerRow * (cell + cellGap) - cellGap + 2 * serverPad,
+    height: serverHeader + rows * (cell + cellGap) - cellGap + serverPad,
+  };
+}
+
+/**
+ * Lays a super-node's servers out in a grid about 1.5 times as wide as tall, so a super-node
+ * of 32 eight-GPU servers stays a compact block of 256 cells rather than a long row.
+ */
+export function superNodeBox(group: SuperNodeGroup): SuperNodeBox {
+  const n = group.servers.length;
+  const columns = Math.max(1, Math.min(n, Math.ceil(Math.sqrt(n * 1.5))));
+  const sizes = group.servers.map((s) => serverSize(s.devices, s.nodes.length));
+  const boxes: ServerBox[] = [];
+  let y = superHeader;
+  let width = 0;
+  for (let row = 0; row * columns < n; row += 1) {
+    const inRow = sizes.slice(row * columns, (row + 1) * columns);
+    const rowHeight = Math.max(...inRow.map((s) => s.height));
+    let x = superPad;
+    for (const size of inRow) {
+      boxes.push({ x, y, width: size.width, height: size.height });
+      x += size.width + serverGap;
+    }
+    width = Math.max(width, x - serverGap + superPad);
+    y += rowHeight + serverGap;
+  }
+  return {
+    width: Math.max(width, 230),
+    height: y - serverGap + superPad,
+    servers: boxes,
+  };
+}
+
+/** Positions of the drawing's top-level boxes (top-left corners). */
+export interface TopologyLayout {
+  readonly fabric: { x: number; y: number; width: number; height: number } | null;
+  readonly superNodes: readonly { x: number; y: number; box: SuperNodeBox }[];
+}
+
+export const fabricSize = { width: 220, height: 44 };
+
+/**
+ * Lays out the super-nodes under the optical circuit switch that joins them (dagre, top to
+ * bottom). With a single super-node there is no fabric to draw. Super-nodes go in rows of
+ * at most `perRow`, each row one rank below the last, so a cluster of many super-nodes
+ * stays a readable block instead of one very wide row.
+ */
+export function layoutTopology(groups: readonly SuperNodeGroup[], perRow = 4): TopologyLayout {
+  const boxes = groups.map(superNodeBox);
+  const withFabric = groups.length > 1;
+  const g = new Graph();
+  g.setGraph({ rankdir: 'TB', nodesep: 40, ranksep: 60, marginx: 10, marginy: 10 });
+  g.setDefaultEdgeLabel(() => ({}));
+  if (withFabric) g.setNode('fabric', { ...fabricSize });
+  boxes.forEach((box, i) => {
+    g.setNode(`sn${i}`, { width: box.width, height: box.height });
+    const row = Math.floor(i / perRow);
+    // Rows below the first hang under the super-node above them, which keeps columns.
+    if (row === 0) {
+      if (withFabric) g.setEdge('fabric', `sn${i}`);
+    } else g.setEdge(`sn${i - perRow}`, `sn${i}`, { minlen: 1 });
+  });
+  layout(g);
+  const topLeft = (id: string): { x: number; y: number } => {
+    const n = g.node(id) as { x: number; y: number; width: number; height: number };
+    return { x: n.x - n.width / 2, y: n.y - n.height / 2 };
+  };
+  return {
+    fabric: withFabric ? { ...topLeft('fabric'), ...fabricSize } : null,
+    superNodes: boxes.map((box, i) => ({ ...topLeft(`sn${i}`), box })),
+  };
+}
