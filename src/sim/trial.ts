@@ -42,6 +42,8 @@ export interface InjectedFailure {
   readonly nodes?: readonly number[];
   readonly detection?: DetectionKind;
   readonly repairHours?: number;
+  /** For `silent`: seconds until the corruption is found (default: drawn as the model says). */
+  readonly detectAfterS?: number;
 }
 
 export interface TrialOptions {
@@ -125,7 +127,8 @@ interface PendingSilent {
   readonly detectAt: number;
   readonly corruptP: number;
   readonly node: number;
-  readonly classIndex: number;
+  readonly cause: string;
+  readonly repairHours: number;
 }
 
 const eps = 1e-9;
@@ -521,7 +524,8 @@ export function simulateTrial(
           detectAt: t + detectionLatency('silent'),
           corruptP: p,
           node: nodes[0] ?? 0,
-          classIndex: k,
+          cause: c.cause,
+          repairHours: c.repairHours,
         });
     } else
       fail(c.cause, nodes, detectionLatency(c.detection), c.repairHours, {
@@ -618,7 +622,16 @@ export function simulateTrial(
       const f = injected[injectedNext] as InjectedFailure;
       injectedNext += 1;
       if (f.detection === 'planned') plannedStop(f.cause);
-      else
+      else if (f.detection === 'silent') {
+        if (mode !== 'down')
+          pendingSilent.push({
+            detectAt: t + (f.detectAfterS ?? detectionLatency('silent')),
+            corruptP: p,
+            node: f.nodes?.[0] ?? 0,
+            cause: f.cause,
+            repairHours: f.repairHours ?? 24,
+          });
+      } else
         fail(
           f.cause,
           f.nodes ?? [],
@@ -631,9 +644,8 @@ export function simulateTrial(
     } else if (tn === tSilent) {
       const s = pendingSilent[silentIndex] as PendingSilent;
       pendingSilent.splice(silentIndex, 1);
-      const c = classes[s.classIndex] as FailureClass;
       // Found by the check now: the detection latency has already passed (training went on).
-      fail(c.cause, [s.node], 0, c.repairHours, { countsAsRepeat: true, maxP: s.corruptP });
+      fail(s.cause, [s.node], 0, s.repairHours, { countsAsRepeat: true, maxP: s.corruptP });
     } else if (tn === tResume) {
       resume();
     } else if (tn === tStall) {

@@ -166,3 +166,21 @@ describe('a single trial', () => {
     assert.notDeepEqual(run(7).lost, run(8).lost);
   });
 });
+
+describe('silent data corruption', () => {
+  test('rolls back past every checkpoint taken after the corruption', () => {
+    // Corrupted at t = 1,000 (progress 968); snapshots 1,020 ... 1,200 are poisoned. Found at
+    // t = 1,250, when progress is 1,210: the newest clean checkpoint is the L2 replica of 960.
+    const r = simulateTrial(smallJob, handPolicy, quietModel, {
+      horizonS: 3000,
+      seed: 1,
+      randomFailures: false,
+      injected: [{ atS: 1000, cause: 'sdc', nodes: [1], detection: 'silent', detectAfterS: 250 }],
+      trace: true,
+    });
+    assert.equal(r.trace[0]?.atS, 1250);
+    assert.deepEqual([r.trace[0]?.restoreLevel, r.trace[0]?.restoredProgressS], ['L2', 960]);
+    assert.ok(Math.abs(r.lost.recompute - (1210 - 960)) < 1e-9, `recompute ${r.lost.recompute}`);
+    assert.equal(r.lost.detection, 0);
+  });
+});
