@@ -10,6 +10,7 @@ import { registerControlCommands } from './commands/control.ts';
 import { registerAgentCommand } from './commands/agent.ts';
 import { registerDemoCommand } from './commands/demo.ts';
 import { registerUpCommands } from './commands/up.ts';
+import { registerPlanCommand } from './commands/plan.ts';
 
 /** Builds the `cube` program; each command module adds its subcommands. */
 export function buildProgram(output: CliOutput): Command {
@@ -34,6 +35,7 @@ export function buildProgram(output: CliOutput): Command {
   registerAgentCommand(program, output);
   registerDemoCommand(program, output);
   registerUpCommands(program, output);
+  registerPlanCommand(program, output);
 
   return program;
 }

@@ -214,12 +214,13 @@ export function evaluateCandidate(ctx: PlanContext, c: Candidate): Evaluation {
     const gradParams = shardOf(2, denseGpu, expertGpu);
     const optParams = shardOf(1, denseGpu, expertGpu);
     const weights = c.offload === 'all' ? 0 : weightParams * r.weightBytes;
-    const grads = gradParams * r.gradientBytes;
+    // Full offload (ZeRO-Infinity style) streams each layer's gradient shard to the host too.
+    const grads = c.offload === 'all' ? 0 : gradParams * r.gradientBytes;
     const optimizerBytes = optParams * (r.masterWeightBytes + r.optimizerStateBytes);
     const optimizerOnGpu = c.offload === 'none' ? optimizerBytes : 0;
     const hostBytes =
       (c.offload === 'none' ? 0 : optimizerBytes) +
-      (c.offload === 'all' ? weightParams * r.weightBytes : 0);
+      (c.offload === 'all' ? weightParams * r.weightBytes + gradParams * r.gradientBytes : 0);
     maxHostBytes = Math.max(maxHostBytes, hostBytes);
     checkpointBytes = Math.max(checkpointBytes, weightParams * r.weightBytes + optimizerBytes);
 

@@ -57,6 +57,27 @@ export function tpFitsHeads(ctx: PlanContext, t: number): boolean {
   );
 }
 
+/** How many dimensions a plan uses beyond plain data parallelism (ties go to the simpler plan). */
+function complexity(p: Plan): number {
+  return (
+    (p.tp > 1 ? 1 : 0) +
+    (p.pp > 1 ? 1 : 0) +
+    (p.vpp > 1 ? 1 : 0) +
+    (p.cp > 1 ? 1 : 0) +
+    (p.ep > 1 ? 1 : 0) +
+    p.zero / 4 +
+    (p.offload === 'none' ? 0 : 1) +
+    (p.recompute === 'none' ? 0 : 0.5)
+  );
+}
+
+/** Highest tokens/s first; within 0.1% the simpler plan first. */
+export function byThroughputThenSimplicity(a: Plan, b: Plan): number {
+  const close =
+    Math.abs(a.tokensPerS - b.tokensPerS) <= 1e-3 * Math.max(a.tokensPerS, b.tokensPerS);
+  return close ? complexity(a) - complexity(b) : b.tokensPerS - a.tokensPerS;
+}
+
 /** Runs the search. */
 export function search(ctx: PlanContext, pins: PlanPins): SearchOutcome {
   const N = ctx.gpus;
@@ -195,6 +216,6 @@ export function search(ctx: PlanContext, pins: PlanPins): SearchOutcome {
       }
     }
   }
-  out.plans.sort((a, b) => b.tokensPerS - a.tokensPerS);
+  out.plans.sort(byThroughputThenSimplicity);
   return out;
 }
