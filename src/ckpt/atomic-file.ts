@@ -65,8 +65,9 @@ export function isHiddenName(name: string): boolean {
 }
 
 /**
- * Yields the bytes of a source in chunks of at most `chunkBytes`. A chunk is valid until the
- * consumer asks for the next one (a file is read into one reused buffer).
+ * Yields the bytes of a source in chunks of at most `chunkBytes`. A chunk stays valid until the
+ * consumer asks for the one after next: files and streams are read into two buffers used in
+ * turn, so the consumer may still be writing one chunk while the next is filled.
  */
 export async function* sourceChunks(
   source: ByteSource,
@@ -87,11 +88,12 @@ export async function* sourceChunks(
       } catch (cause) {
         throw storageError('read', source.path, cause);
       }
-      // One buffer, refilled: each chunk is written (awaited) before the next is read, and a
-      // fresh large buffer per chunk costs page faults that dominate the copy.
-      const buffer = Buffer.allocUnsafe(chunkBytes);
+      // Two buffers, refilled in turn: a fresh large buffer per chunk costs page faults that
+      // dominate the copy.
+      const buffers = [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)];
       try {
-        for (;;) {
+        for (let turn = 0; ; turn ^= 1) {
+          const buffer = buffers[turn] as Buffer;
           options.signal?.throwIfAborted();
           let read: number;
           try {
@@ -106,12 +108,33 @@ export async function* sourceChunks(
         await handle.close();
       }
     }
-    case 'stream':
+    case 'stream': {
+      // Socket chunks are small (64 KiB): gathered into large buffers, the file sees a few large
+      // writes instead of one thread-pool round trip per 64 KiB. Copied, never passed through:
+      // the producer may reuse its buffer as soon as it is asked for the next chunk.
+      const buffers = [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)];
+      let buffer = buffers[0] as Buffer;
+      let turn = 0;
+      let filled = 0;
       for await (const chunk of source.stream) {
         options.signal?.throwIfAborted();
-        yield chunk;
+        let at = 0;
+        while (at < chunk.byteLength) {
+          const n = Math.min(chunkBytes - filled, chunk.byteLength - at);
+          buffer.set(chunk.subarray(at, at + n), filled);
+          filled += n;
+          at += n;
+          if (filled === chunkBytes) {
+            yield buffer;
+            turn ^= 1;
+            buffer = buffers[turn] as Buffer;
+            filled = 0;
+          }
+        }
       }
+      if (filled > 0) yield buffer.subarray(0, filled);
       return;
+    }
     default:
       source satisfies never;
   }
@@ -164,15 +187,32 @@ export async function writeFileAtomic(
       throw storageError('write', path, cause);
     }
     const hasher = createXxh3Hasher();
-    for await (const chunk of sourceChunks(source, options)) {
-      options.signal?.throwIfAborted();
-      hasher.update(chunk);
+    const file = handle;
+    // One write in flight while the next chunk is read and hashed (sourceChunks keeps a chunk
+    // valid until the one after next is asked for).
+    let writing: Promise<void> | null = null;
+    const settle = async (): Promise<void> => {
+      const pending = writing;
+      writing = null;
       try {
-        await writeAll(handle, chunk);
+        await pending;
       } catch (cause) {
         throw storageError('write', path, cause);
       }
+    };
+    try {
+      for await (const chunk of sourceChunks(source, options)) {
+        options.signal?.throwIfAborted();
+        hasher.update(chunk);
+        await settle();
+        writing = writeAll(file, chunk);
+        // Awaited by the next settle(); until then a failure must not count as unhandled.
+        writing.catch(() => undefined);
+      }
+    } finally {
+      if (writing !== null) await Promise.allSettled([writing]);
     }
+    await settle();
     const expected = options.expected;
     if (expected !== undefined) {
       const check = compareContent(hasher, {

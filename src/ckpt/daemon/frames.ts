@@ -106,7 +106,34 @@ export async function writeWithBackpressure(socket: Socket, data: Uint8Array): P
   });
 }
 
-/** Sends a header and, when given, exactly `header.bytes` payload bytes from `payload`. */
+/**
+ * Yields what `source` yields, asking for the next item as soon as one is handed out, so that
+ * reading the next chunk overlaps sending this one. Only for sources whose chunks stay valid
+ * after the next is asked for (fresh buffers, as `DurableStore.get` gives without `transient`).
+ */
+async function* readAhead<T>(source: AsyncIterable<T>): AsyncGenerator<T> {
+  const it = source[Symbol.asyncIterator]();
+  let next = it.next();
+  try {
+    for (;;) {
+      const item = await next;
+      if (item.done === true) return;
+      next = it.next();
+      // Awaited on the next turn; a read failing meanwhile must not count as unhandled.
+      next.catch(() => undefined);
+      yield item.value;
+    }
+  } finally {
+    await Promise.allSettled([next]);
+    await it.return?.();
+  }
+}
+
+/**
+ * Sends a header and, when given, exactly `header.bytes` payload bytes from `payload`. The
+ * payload's chunks must stay valid after the next one is asked for (it is read one chunk ahead,
+ * and the socket may still hold a chunk it has not flushed).
+ */
 export async function sendFrame(
   socket: Socket,
   header: FrameHeader,
@@ -119,7 +146,7 @@ export async function sendFrame(
   await writeWithBackpressure(socket, Buffer.concat([prefix, json]));
   if (payload === undefined) return;
   let sent = 0;
-  for await (const chunk of payload) {
+  for await (const chunk of readAhead(payload)) {
     options.signal?.throwIfAborted();
     if (options.pace !== undefined) await options.pace(chunk.byteLength);
     options.signal?.throwIfAborted();
