@@ -77,6 +77,8 @@ interface JobState {
   readonly work: WorkItem[];
   working: boolean;
   readonly writing: Set<string>;
+  /** L1 commits in progress: the slot files their manifest will name. */
+  readonly committing: Set<{ readonly files: ReadonlySet<string>; readonly done: Promise<void> }>;
   readonly newest: Record<Level, number | null>;
   readonly errors: DaemonError[];
   readonly dropped: number[];
@@ -230,6 +232,7 @@ export class CheckpointDaemon {
         work: [],
         working: false,
         writing: new Set(),
+        committing: new Set(),
         newest: { L1: null, L2: null, L3: null },
         errors: [],
         dropped: [],
@@ -257,6 +260,11 @@ export class CheckpointDaemon {
       state.work.filter(
         (item) => item.state !== 'done' && item.records.some((r) => r.file === slotFile),
       );
+    // A commit naming this slot finishes first; the rank then invalidates that step (manifest
+    // first) before it overwrites the slot, so no manifest ever names a slot being rewritten.
+    await Promise.all(
+      [...state.committing].filter((c) => c.files.has(slotFile)).map((c) => c.done),
+    );
     const waiting = readers();
     if (waiting.length > 0) {
       const timeoutMs = this.#options.leaseTimeoutMs ?? 30_000;
@@ -303,10 +311,32 @@ export class CheckpointDaemon {
     state.saved.delete(record.step);
     for (const old of state.saved.keys()) if (old < record.step) state.saved.delete(old);
     const expectRanks = [...state.localRanks].sort((a, b) => a - b);
-    const commit = await tryCommit(this.#options.l1Root, record.job, record.step, {
-      level: 'L1',
-      expectRanks,
-    });
+    const records = expectRanks.map((r) => byRank.get(r) as ShardRecord);
+    const rewritten = records.filter((r) => state.writing.has(`${r.rank}:${r.file}`));
+    if (rewritten.length > 0) {
+      // A rank that ran ahead already reuses its slot of this step: the step is superseded.
+      this.#log.warn(
+        { job: record.job, step: record.step, ranks: rewritten.map((r) => r.rank) },
+        'L1 commit skipped: a slot of the step is already being rewritten',
+      );
+      return;
+    }
+    let finished = (): void => undefined;
+    const inFlight = {
+      files: new Set(records.map((r) => r.file)),
+      done: new Promise<void>((resolve) => (finished = resolve)),
+    };
+    state.committing.add(inFlight);
+    let commit: Awaited<ReturnType<typeof tryCommit>>;
+    try {
+      commit = await tryCommit(this.#options.l1Root, record.job, record.step, {
+        level: 'L1',
+        expectRanks,
+      });
+    } finally {
+      state.committing.delete(inFlight);
+      finished();
+    }
     if (commit.kind === 'incomplete') {
       this.#error(
         state,
@@ -322,7 +352,7 @@ export class CheckpointDaemon {
     const persist = this.#l3Root(record.job) !== undefined && state.ordinal % state.l3Every === 0;
     this.#enqueue(state, {
       step: record.step,
-      records: expectRanks.map((r) => byRank.get(r) as ShardRecord),
+      records,
       replicate: this.#replica !== null,
       persist,
     });

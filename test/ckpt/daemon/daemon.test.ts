@@ -262,3 +262,23 @@ test('the pacer holds a sender to its bandwidth cap', async () => {
   // 50 MB at 10 MB/s with a 1 MB burst: (50 - 1) / 10 = 4.9 s of virtual time.
   assert.ok(Math.abs(now - 4900) < 1, `took ${now} ms`);
 });
+
+test('a step whose slot a rank that ran ahead is already rewriting is never committed at L1', async (t) => {
+  const dir = tempDir(t);
+  const { a, stop } = await twoNodes(dir, { l3: null });
+  t.after(stop);
+  a.daemon.register('job1', 0, { worldSize: 2, localRanks: [0, 1] });
+  // Rank 1 saved step 10 into its slot 1, then saved step 20 ... and now leases slot 1 again
+  // for step 30, while rank 0's background work for step 10 is only arriving now.
+  const rank1Step10 = await saveL1(a, 10, 1, { slot: 1 });
+  await a.daemon.saved(rank1Step10);
+  await a.daemon.leaseSlot('job1', 1, rank1Step10.file);
+  await a.daemon.saved(await saveL1(a, 10, 0, { slot: 1 }));
+  await a.daemon.idle('job1');
+  assert.deepEqual(
+    await committedSteps(a.l1, 'L1'),
+    [],
+    'no manifest names a slot being rewritten',
+  );
+  assert.equal(a.daemon.status()[0]?.newest.L1, null);
+});
