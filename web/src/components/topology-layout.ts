@@ -29,19 +29,25 @@ export interface SuperNodeBox {
 function serverSize(devices: number, nodes: number): { width: number; height: number } {
   const rows = Math.max(1, Math.ceil(devices / cellsPerRow)) + Math.max(0, nodes - 1);
   return {
-    width: cellsPerRow * (cell + cellGap) - cellGap + 2 * serverPad,
+    // + 2: the box's border.
+    width: cellsPerRow * (cell + cellGap) - cellGap + 2 * serverPad + 2,
     height: serverHeader + rows * (cell + cellGap) - cellGap + serverPad,
   };
 }
 
 /**
- * Lays a super-node's servers out in a grid about 1.5 times as wide as tall, so a super-node
- * of 32 eight-GPU servers stays a compact block of 256 cells rather than a long row.
+ * Lays a super-node's servers out in a grid whose width over height is about `aspect`, so a
+ * super-node of 32 eight-GPU servers is a compact block of 256 cells, not a long row.
  */
-export function superNodeBox(group: SuperNodeGroup): SuperNodeBox {
+export function superNodeBox(group: SuperNodeGroup, aspect = 0.8): SuperNodeBox {
   const n = group.servers.length;
-  const columns = Math.max(1, Math.min(n, Math.ceil(Math.sqrt(n * 1.5))));
   const sizes = group.servers.map((s) => serverSize(s.devices, s.nodes.length));
+  const columnWidth = Math.max(1, ...sizes.map((s) => s.width)) + serverGap;
+  const rowHeight = Math.max(1, ...sizes.map((s) => s.height)) + serverGap;
+  const columns = Math.max(
+    1,
+    Math.min(n, Math.round(Math.sqrt((aspect * n * rowHeight) / columnWidth))),
+  );
   const boxes: ServerBox[] = [];
   let y = superHeader;
   let width = 0;
@@ -78,7 +84,9 @@ export const fabricSize = { width: 220, height: 44 };
  * stays a readable block instead of one very wide row.
  */
 export function layoutTopology(groups: readonly SuperNodeGroup[], perRow = 4): TopologyLayout {
-  const boxes = groups.map(superNodeBox);
+  // One super-node fills the view on its own: lay it out wide. Several sit side by side
+  // under the switch: each a little taller than wide, so the row is not a thin strip.
+  const boxes = groups.map((g) => superNodeBox(g, groups.length === 1 ? 2.5 : 0.8));
   const withFabric = groups.length > 1;
   const g = new Graph();
   g.setGraph({ rankdir: 'TB', nodesep: 40, ranksep: 60, marginx: 10, marginy: 10 });
@@ -92,7 +100,11 @@ export function layoutTopology(groups: readonly SuperNodeGroup[], perRow = 4): T
       if (withFabric) g.setEdge('fabric', `sn${i}`);
     } else g.setEdge(`sn${i - perRow}`, `sn${i}`, { minlen: 1 });
   });
-  layout(g);
+  // Keep super-nodes in name order, left to right, within each row.
+  const constraints = boxes.flatMap((_, i) =>
+    i % perRow === 0 ? [] : [{ left: `sn${i - 1}`, right: `sn${i}` }],
+  );
+  layout(g, { constraints });
   const topLeft = (id: string): { x: number; y: number } => {
     const n = g.node(id) as { x: number; y: number; width: number; height: number };
     return { x: n.x - n.width / 2, y: n.y - n.height / 2 };
