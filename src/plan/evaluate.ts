@@ -65,8 +65,24 @@ function assignLayers(
   const p = c.pp;
   const stages: number[][] = Array.from({ length: p }, () => []);
   if (c.vpp > 1) {
-    const chunk = L / (p * c.vpp);
-    for (let i = 0; i < L; i += 1) stages[Math.floor(i / chunk) % p]?.push(i);
+    // Chunk j runs on stage j mod p. Chunks are as even as possible; the smaller ones go to the
+    // first and last chunks (they also carry the embedding and the head).
+    const chunks = p * c.vpp;
+    const sizes = evenSplit(L, chunks).sort((a, b) => a - b);
+    const ordered = new Array<number>(chunks).fill(0);
+    let lo = 0;
+    let hi = chunks - 1;
+    sizes.forEach((size, i) => {
+      if (i % 2 === 0) ordered[lo++] = size;
+      else ordered[hi--] = size;
+    });
+    const mid = ordered.slice(1, -1).sort((a, b) => b - a);
+    const layout = [ordered[0] ?? 0, ...mid, ordered[chunks - 1] ?? 0];
+    let at = 0;
+    layout.forEach((size, j) => {
+      for (let n = 0; n < size; n += 1) stages[j % p]?.push(at + n);
+      at += size;
+    });
     return stages;
   }
   const counts =

@@ -95,9 +95,9 @@ export function resolveRequest(request: PlanRequest): ResolvedRequest {
   if (vpp !== undefined && vpp > 1) {
     if (pp === undefined || pp === 1)
       throw bad('--vpp above 1 needs pipeline parallelism (--pp 2 or more)', '--vpp');
-    if (L % (pp * vpp) !== 0)
+    if (pp * vpp > L + 2)
       throw bad(
-        `--pp ${pp} x --vpp ${vpp} = ${pp * vpp} model chunks do not divide the ${L} layers of ${model.id}`,
+        `--pp ${pp} x --vpp ${vpp} = ${pp * vpp} model chunks are more than the ${L} layers of ${model.id} can fill`,
         '--vpp',
       );
   }

@@ -127,14 +127,14 @@ export function search(ctx: PlanContext, pins: PlanPins): SearchOutcome {
           : pins.ep !== undefined
             ? [pins.ep]
             : divisors(dp).filter((e) => ctx.profile.experts % e === 0);
+        // Interleaving splits each stage into vpp chunks; chunks differ by at most one layer and
+        // the first and last may be empty (Llama 3 drops a layer from the first and last stage).
         const vpps =
           pins.vpp !== undefined
             ? [pins.vpp]
             : p === 1
               ? [1]
-              : divisors(L / p)
-                  .filter((v) => v <= 8 && (L / p) % v === 0)
-                  .filter((v) => v === 1 || L % (p * v) === 0);
+              : [1, 2, 3, 4, 5, 6, 7, 8].filter((v) => p * v <= L + 2);
         const perRank = B / dp;
         const mbs =
           pins.microBatch !== undefined

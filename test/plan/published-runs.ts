@@ -180,3 +180,130 @@ export function megatronModelFile(run: MegatronRun): Record<string, unknown> {
     mlp_bias: true,
   };
 }
+
+/** A run published as model FLOPs utilization only. */
+export interface MfuRun {
+  readonly name: string;
+  readonly source: string;
+  readonly gpus: number;
+  readonly tp: number;
+  readonly pp: number;
+  readonly cp: number;
+  readonly seqLen: number;
+  readonly globalBatch: number;
+  readonly recompute: 'none' | 'selective' | 'full';
+  /** Published model FLOPs utilization (fraction of the dense bf16 peak). */
+  readonly mfu: number;
+}
+
+const korthikanti =
+  'Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models" (arXiv 2205.05198), Table 3 (configurations, data-parallel size 1) and the MFU table reproduced in the NVIDIA/Megatron-LM README: A100-80GB, seq 2048, selective recomputation + sequence parallelism';
+
+/** Korthikanti et al. (2022): GPT models with selective recomputation and sequence parallelism. */
+export type KorthikantiRun = MfuRun & Pick<MegatronRun, 'heads' | 'hidden' | 'layers'>;
+export const korthikanti2022: readonly KorthikantiRun[] = (
+  [
+    {
+      name: '22B',
+      heads: 64,
+      hidden: 6144,
+      layers: 48,
+      tp: 8,
+      pp: 1,
+      cp: 1,
+      gpus: 8,
+      globalBatch: 4,
+      seqLen: 2048,
+      recompute: 'selective',
+      mfu: 0.415,
+    },
+    {
+      name: '175B',
+      heads: 96,
+      hidden: 12288,
+      layers: 96,
+      tp: 8,
+      pp: 8,
+      cp: 1,
+      gpus: 64,
+      globalBatch: 64,
+      seqLen: 2048,
+      recompute: 'selective',
+      mfu: 0.514,
+    },
+    {
+      name: '530B',
+      heads: 128,
+      hidden: 20480,
+      layers: 105,
+      tp: 8,
+      pp: 35,
+      cp: 1,
+      gpus: 280,
+      globalBatch: 280,
+      seqLen: 2048,
+      recompute: 'selective',
+      mfu: 0.56,
+    },
+    {
+      name: '1T',
+      heads: 160,
+      hidden: 25600,
+      layers: 128,
+      tp: 8,
+      pp: 64,
+      cp: 1,
+      gpus: 512,
+      globalBatch: 512,
+      seqLen: 2048,
+      recompute: 'selective',
+      mfu: 0.563,
+    },
+  ] as const
+).map((r) => ({ ...r, source: korthikanti }));
+
+const llama3 =
+  'Llama Team 2024, "The Llama 3 Herd of Models" (arXiv 2407.21783), Table 4: Llama 3 405B on H100-80GB (8 per server, NVLink; RoCE 400 Gb/s per GPU), BF16 MFU';
+
+/**
+ * Llama 3 405B pre-training stages (Table 4). The 131k row prints DP 4, but 8 x 16 x 16 x 4 is
+ * 8,192 GPUs, not the 16,384 it lists; DP 8 is what 16,384 GPUs and its 16M tokens per batch
+ * (8 x 16 sequences x 131,072) agree on, so it is used here.
+ */
+export const llama3Runs: readonly MfuRun[] = (
+  [
+    {
+      name: '405B 8k on 8,192',
+      gpus: 8192,
+      tp: 8,
+      pp: 16,
+      cp: 1,
+      seqLen: 8192,
+      globalBatch: 64 * 32,
+      recompute: 'none',
+      mfu: 0.43,
+    },
+    {
+      name: '405B 8k on 16,384',
+      gpus: 16384,
+      tp: 8,
+      pp: 16,
+      cp: 1,
+      seqLen: 8192,
+      globalBatch: 128 * 16,
+      recompute: 'none',
+      mfu: 0.41,
+    },
+    {
+      name: '405B 131k on 16,384',
+      gpus: 16384,
+      tp: 8,
+      pp: 16,
+      cp: 16,
+      seqLen: 131072,
+      globalBatch: 8 * 16,
+      recompute: 'none',
+      mfu: 0.38,
+    },
+  ] as const
+).map((r) => ({ ...r, source: llama3 }));
