@@ -11,6 +11,7 @@ import { registerAgentCommand } from './commands/agent.ts';
 import { registerDemoCommand } from './commands/demo.ts';
 import { registerUpCommands } from './commands/up.ts';
 import { registerPlanCommand } from './commands/plan.ts';
+import { registerSimulateCommand } from './commands/simulate.ts';
 
 /** Builds the `cube` program; each command module adds its subcommands. */
 export function buildProgram(output: CliOutput): Command {
@@ -36,6 +37,7 @@ export function buildProgram(output: CliOutput): Command {
   registerDemoCommand(program, output);
   registerUpCommands(program, output);
   registerPlanCommand(program, output);
+  registerSimulateCommand(program, output);
 
   return program;
 }

@@ -48,3 +48,6 @@ export {
   type PolicyResult,
   type Spread,
 } from './monte-carlo.ts';
+export { jobFromPlan, type JobSource } from './from-plan.ts';
+export { progressPlotSvg, progressPlotText } from './plot.ts';
+export { simulationReport, type ReportHeader } from './report.ts';
