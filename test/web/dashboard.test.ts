@@ -147,7 +147,7 @@ test('the login page refuses a bad token and signs in with a good one', async ()
   consoleErrors.length = 0;
   await page.getByLabel('API token').fill(cp.tokens.apiToken);
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.locator('[data-page="cluster"]').waitFor({ timeout: 15_000 });
+  await page.locator('[data-page="cluster"]').waitFor({ timeout: 60_000 });
 });
 
 test('the cluster view draws every node and device, with the spare marked', async () => {
@@ -162,7 +162,10 @@ test('the cluster view draws every node and device, with the spare marked', asyn
   assert.equal(await page.locator('.topo-supernode').count(), 2);
   assert.ok(await page.locator('.topo-fabric').isVisible());
   await page.locator('.topology [data-node="node-0"]').click();
-  await page.locator('[data-testid="node-detail"]').getByText('node-0').waitFor();
+  await page
+    .locator('[data-testid="node-detail"]')
+    .getByRole('heading', { name: /node-0/ })
+    .waitFor();
   await shot('cluster');
 });
 
