@@ -17,11 +17,20 @@ import type { DetectionKind, FailureModel, FailureScope } from './failure-model.
  * Assumptions where the table is silent (all marked in `description`):
  * - "Network switch/cable" (35) is split 28 cable or optics (takes one host's link down) and
  *   7 switch (takes down the group below); the paper gives no split.
+ * - Software bugs and NCCL watchdog timeouts scale with the ranks (one rate per rank): a job of
+ *   1/16th the size sees 1/16th of them. Dependencies (an external service) and planned
+ *   maintenance keep one rate per job whatever its size.
  * - Scope and detection per cause follow what each fault does to a synchronous job; repair times
  *   are typical swap times, not published.
  */
 const snapshotHours = 54 * 24;
-const units: Record<FailureScope, number> = { gpu: 16_384, host: 2_048, switch: 1_024, job: 1 };
+const units: Record<FailureScope, number> = {
+  gpu: 16_384,
+  host: 2_048,
+  switch: 1_024,
+  rank: 16_384,
+  job: 1,
+};
 
 interface Row {
   readonly cause: string;
@@ -52,10 +61,10 @@ const rows: readonly Row[] = [
   {
     cause: 'software-bug',
     count: 54,
-    scope: 'job',
+    scope: 'rank',
     detection: 'crash',
     repairHours: 0,
-    description: 'Table 5 "Software Bug"; restarts in place',
+    description: 'Table 5 "Software Bug"; per rank; restarts in place',
   },
   {
     cause: 'network-cable',
@@ -110,10 +119,10 @@ const rows: readonly Row[] = [
   {
     cause: 'nccl-watchdog-timeout',
     count: 7,
-    scope: 'job',
+    scope: 'rank',
     detection: 'hang',
     repairHours: 0,
-    description: 'Table 5 "NCCL Watchdog Timeouts"; no hardware found at fault',
+    description: 'Table 5 "NCCL Watchdog Timeouts"; per rank; no hardware found at fault',
   },
   {
     cause: 'silent-data-corruption',

@@ -7,10 +7,12 @@ import { CubeError, loadStructuredFile, schemaError } from '../core/index.ts';
  * - `host`: one node (server).
  * - `switch`: one tier-1 switch; every node of the group below it is unreachable until the
  *   switch is repaired.
- * - `job`: the job itself (software, dependencies, planned maintenance): no hardware is lost,
- *   the gang restarts in place.
+ * - `rank`: one rank's process (a software bug, a collective timeout): no hardware is lost, the
+ *   gang restarts in place; the rate is per rank, so it grows with the job.
+ * - `job`: the job as a whole (planned maintenance, an external dependency): no hardware is lost,
+ *   the gang restarts in place; one rate whatever the job's size.
  */
-export const failureScopes = ['gpu', 'host', 'switch', 'job'] as const;
+export const failureScopes = ['gpu', 'host', 'switch', 'rank', 'job'] as const;
 export type FailureScope = (typeof failureScopes)[number];
 
 /**
@@ -33,7 +35,7 @@ const failureClassSchema = z.strictObject({
   cause: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be a kebab-case id like "gpu-hbm"'),
   scope: z.enum(failureScopes),
   detection: z.enum(detectionKinds),
-  /** Mean hours between failures of ONE unit of the scope (one GPU, host, switch, the job). */
+  /** Mean hours between failures of ONE unit of the scope (one GPU, host, switch, rank, the job). */
   mtbfHours: z.number().positive(),
   /** Hours until the affected hardware is back in the spare pool (0 for `job`). */
   repairHours: seconds.default(0),

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { CubeError, loadStructuredFile, schemaError } from '../core/index.ts';
-import type { FailureModel } from './failure-model.ts';
+import type { FailureModel, FailureScope } from './failure-model.ts';
 import { switchCount, type SimJob } from './job.ts';
 
 /**
@@ -194,9 +194,10 @@ export function jobFailureRatePerHour(job: SimJob, model: FailureModel): number 
 }
 
 /** How many units of a scope the job exposes to failures. */
-export function unitsOf(job: SimJob, scope: 'gpu' | 'host' | 'switch' | 'job'): number {
+export function unitsOf(job: SimJob, scope: FailureScope): number {
   switch (scope) {
     case 'gpu':
+    case 'rank':
       return job.gpus;
     case 'host':
       return job.nodes;

@@ -503,6 +503,7 @@ export function simulateTrial(
           out.push(n);
         return out;
       }
+      case 'rank':
       case 'job':
         return [];
       default:
