@@ -18,8 +18,9 @@ import type { DetectionKind, FailureModel, FailureScope } from './failure-model.
  * - "Network switch/cable" (35) is split 28 cable or optics (takes one host's link down) and
  *   7 switch (takes down the group below); the paper gives no split.
  * - Software bugs and NCCL watchdog timeouts scale with the ranks (one rate per rank): a job of
- *   1/16th the size sees 1/16th of them. Dependencies (an external service) and planned
- *   maintenance keep one rate per job whatever its size.
+ *   1/16th the size sees 1/16th of them. Planned maintenance is per host (a rolling upgrade
+ *   stops the job for each host it touches; the job checkpoints first and restarts in place).
+ *   Dependencies (an external service) keep one rate per job whatever its size.
  * - Scope and detection per cause follow what each fault does to a synchronous job; repair times
  *   are typical swap times, not published.
  */
@@ -200,10 +201,11 @@ const rows: readonly Row[] = [
   {
     cause: 'planned-maintenance',
     count: 47,
-    scope: 'job',
+    scope: 'host',
     detection: 'planned',
     repairHours: 0,
-    description: '§3.3.4: 47 planned interruptions (automated maintenance, e.g. firmware upgrades)',
+    description:
+      '§3.3.4: 47 planned interruptions (automated maintenance); per host: a rolling upgrade stops the job for each host it touches',
   },
 ];
 

@@ -93,7 +93,7 @@ describe('Monte Carlo over the default failure model', () => {
     let ratePerDay = 0;
     for (const c of defaultFailureModel.classes) {
       if (c.detection === 'planned' || c.detection === 'silent') continue;
-      const units = c.scope === 'gpu' || c.scope === 'rank' ? 64 : c.scope === 'job' ? 1 : 8;
+      const units = c.scope === 'gpu' || c.scope === 'rank' ? 64 : c.scope === 'job' ? 1 : 8; // hosts, switches
       ratePerDay += c.ratePerUnitHour * units * 24;
     }
     const expected = Math.exp(-ratePerDay * 5);
