@@ -104,3 +104,15 @@ test('1,024 devices are drawn as super-node groups with a cell per device, spare
   await page.screenshot({ path: join(artifacts, 'cluster-1024.png') });
   assert.deepEqual(consoleErrors, []);
 });
+
+test('a node cordoned through the API is marked live, from the event stream', async () => {
+  await page.locator('.live-live').waitFor({ timeout: 30_000 });
+  await post('/nodes/gpu-050/cordon', {}, cp.tokens.apiToken);
+  // `visible`: the redrawn topology shows it, not just the DOM.
+  await page
+    .locator('.react-flow [data-node="gpu-050"].node-cordoned')
+    .waitFor({ state: 'visible', timeout: 30_000 });
+  assert.equal(await page.locator('.react-flow .topo-node.node-cordoned').count(), 3);
+  assert.ok(await page.locator('.react-flow [data-node="gpu-127"]').isVisible());
+  assert.deepEqual(consoleErrors, []);
+});

@@ -220,6 +220,11 @@ test('a fault injected through the API appears on the event timeline and on the 
     .locator('figure[aria-label="loss curve"] .marker-recovery')
     .first()
     .waitFor({ timeout: 90_000 });
+  // The placement follows the restart: four ranks drawn, wherever they run now.
+  await until('the new placement drawn', 30_000, async () =>
+    (await page.locator('.react-flow .cell-placed').count()) === 4 ? true : null,
+  );
+  assert.ok(await page.locator('.react-flow .cell-placed').first().isVisible());
   await shot('job-after-fault');
 });
 

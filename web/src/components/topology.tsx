@@ -160,6 +160,11 @@ export function Topology(props: {
         type: 'superNode',
         position: { x: at.x, y: at.y },
         data: { group, box: at.box, ranks, selected, onSelect } satisfies SuperNodeData,
+        // The size is known from the layout. Given here, xyflow need not measure the node
+        // again each time the data changes (a node it has not measured stays hidden).
+        width: at.box.width,
+        height: at.box.height,
+        measured: { width: at.box.width, height: at.box.height },
         draggable: false,
         selectable: false,
       };
@@ -171,6 +176,9 @@ export function Topology(props: {
         type: 'fabric',
         position: { x: placed.fabric.x, y: placed.fabric.y },
         data: { superNodes: groups.length } satisfies FabricData,
+        width: placed.fabric.width,
+        height: placed.fabric.height,
+        measured: { width: placed.fabric.width, height: placed.fabric.height },
         draggable: false,
         selectable: false,
       });

@@ -138,7 +138,19 @@ export function ThroughputChart(props: {
     const sorted = [...props.points]
       .filter((p) => p.tokensPerS !== null)
       .sort((a, b) => a.at - b.at);
-    return [sorted.map((p) => (p.at - originMs) / 1000), sorted.map((p) => p.tokensPerS)];
+    // A gap (null) between attempts: no line is drawn across a recovery.
+    const xs: number[] = [];
+    const ys: (number | null)[] = [];
+    sorted.forEach((p, i) => {
+      const previous = sorted[i - 1];
+      if (previous !== undefined && previous.attempt !== p.attempt) {
+        xs.push((previous.at + 1 - originMs) / 1000);
+        ys.push(null);
+      }
+      xs.push((p.at - originMs) / 1000);
+      ys.push(p.tokensPerS);
+    });
+    return [xs, ys];
   }, [props.points, originMs]);
   const markers = useMemo(
     () => props.markers.map((m) => ({ ...m, x: m.x - originMs / 1000 })),
