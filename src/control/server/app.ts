@@ -23,6 +23,8 @@ import {
 import type { StateStore } from '../store/index.ts';
 import type { Orchestrator } from '../orchestrator/orchestrator.ts';
 import type { ControlMetrics } from './metrics.ts';
+import { registerPlanRoutes } from './plan-routes.ts';
+import { registerSimRoutes } from './sim-routes.ts';
 import { registerWebRoutes } from './web-routes.ts';
 
 export interface ControlAppOptions {
@@ -550,6 +552,7 @@ export async function buildControlApp(options: ControlAppOptions): Promise<Fasti
     },
   );
 
+  registerSimRoutes(app, { compute: registerPlanRoutes(app) });
   await registerWebRoutes(app, { store });
   return app;
 }

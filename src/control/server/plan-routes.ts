@@ -1,0 +1,97 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { listAccelerators } from '../../hardware/index.ts';
+import { listModels, zooEntry } from '../../zoo/index.ts';
+import { ComputeWorker } from './compute-pool.ts';
+
+/** How long one plan may take before it is stopped. */
+export const planTimeoutMs = 60_000;
+
+const dimension = z.int().min(1).max(4096);
+
+/** Pinned plan dimensions, as `cube plan`'s flags pin them. */
+export const planPinsSchema = z.strictObject({
+  tp: dimension.optional(),
+  pp: dimension.optional(),
+  vpp: dimension.optional(),
+  cp: dimension.optional(),
+  ep: dimension.optional(),
+  sp: z.boolean().optional(),
+  microBatch: dimension.optional(),
+  zero: z.union([z.literal(0), z.literal(1), z.literal(2), z.literal(3)]).optional(),
+  recompute: z.enum(['none', 'selective', 'full']).optional(),
+  offload: z.enum(['none', 'optimizer', 'all']).optional(),
+});
+
+/** What to plan: a zoo model id (not a file: the server reads no paths a client names). */
+export const planBodySchema = z.strictObject({
+  model: z.string().min(1).max(200),
+  accelerator: z.string().min(1).max(64),
+  gpus: z.int().min(1).max(100_000),
+  seqLen: z.int().min(1).max(1_048_576).optional(),
+  globalBatch: z.int().min(1).max(10_000_000).optional(),
+  pins: planPinsSchema.optional(),
+  top: z.int().min(1).max(50).optional(),
+});
+
+let choices: { models: unknown[]; accelerators: unknown[] } | null = null;
+
+/**
+ * The planner over HTTP: `GET /api/v1/plan/options` (the models and accelerators to choose
+ * from) and `POST /api/v1/plan` (`planJob`, answered as `cube plan --json` prints it). Plans
+ * run in a worker thread, one at a time, stopped after `planTimeoutMs`. Returns that worker
+ * for the simulator's routes to share; it stops when the app closes.
+ */
+export function registerPlanRoutes(app: FastifyInstance): ComputeWorker {
+  const compute = new ComputeWorker();
+  app.addHook('onClose', async () => compute.close());
+  const api = app.withTypeProvider<ZodTypeProvider>();
+
+  api.get(
+    '/api/v1/plan/options',
+    {
+      schema: {
+        tags: ['planner'],
+        description: 'The zoo models and catalog accelerators the planner takes.',
+      },
+    },
+    () => {
+      choices ??= {
+        models: listModels().map((m) => {
+          const e = zooEntry(m);
+          return {
+            id: e.id,
+            family: e.family,
+            name: m.name,
+            params: e.params,
+            activeParams: e.activeParams,
+          };
+        }),
+        accelerators: listAccelerators().map((a) => ({
+          id: a.id,
+          vendor: a.vendor,
+          name: a.name,
+          memoryGiB: a.memoryGiB,
+          bf16Tflops: a.peakTflops.bf16,
+        })),
+      };
+      return choices;
+    },
+  );
+
+  api.post(
+    '/api/v1/plan',
+    {
+      schema: {
+        body: planBodySchema,
+        tags: ['planner'],
+        description:
+          'Ranked parallelism plans for a model on N accelerators in their standard servers, as `cube plan --json` prints them. No feasible plan: `plans: []` and `reason`.',
+      },
+    },
+    async (request) => compute.plan(request.body, { timeoutMs: planTimeoutMs }),
+  );
+
+  return compute;
+}
