@@ -35,7 +35,8 @@ export function jobFromCluster(
     gpusPerNode,
     nodes,
     nodesPerSwitch,
-    switchesPerGroup: Math.max(1, first.model.nics.count),
+    // One tier-1 switch per rail above a fabric group; a super-node's own fabric is one unit.
+    switchesPerGroup: cluster.fabric === null ? 1 : Math.max(1, first.model.nics.count),
     checkpointBytesPerGpu: options.checkpointBytesPerGpu,
     snapshotGBsPerGpu: first.model.hostLinkGbsPerDirection,
     nicGBsPerNode: (first.model.nics.count * first.model.nics.gbps) / 8,
