@@ -1,5 +1,10 @@
 import { createTopology, type Cluster, type Topology } from '../hardware/index.ts';
-import { getTrainingRecipe, type TrainingRecipe } from '../zoo/index.ts';
+import {
+  activationBytesPerLayer,
+  getTrainingRecipe,
+  type ActivationOptions,
+  type TrainingRecipe,
+} from '../zoo/index.ts';
 import { CommCache } from './comm.ts';
 import { stageDevices, type StageDevice } from './layout.ts';
 import { modelProfile, type ModelProfile } from './model-profile.ts';
@@ -22,6 +27,10 @@ export interface PlanContext {
   stages(pp: number): readonly StageDevice[] | null;
   /** Sum of the devices' dense bf16 peaks, FLOP/s (MFU's denominator). */
   readonly bf16PeakFlops: number;
+  /** A value computed once per key for the life of the request. */
+  memo<T>(key: string, compute: () => T): T;
+  /** Stored activation bytes per layer for one micro-batch (cached per shape). */
+  activations(options: ActivationOptions): readonly number[];
 }
 
 /** Builds the context of one request. */
@@ -36,6 +45,8 @@ export function planContext(options: {
   const software = softwareProfiles[options.software];
   const topology = createTopology(options.cluster);
   const stageCache = new Map<number, readonly StageDevice[] | null>();
+  const activationCache = new Map<string, readonly number[]>();
+  const memos = new Map<string, unknown>();
   let bf16PeakFlops = 0;
   for (const run of options.cluster.runs) {
     const peak = run.accelerator.peakTflops.bf16 ?? run.accelerator.peakTflops.fp16 ?? 0;
@@ -61,5 +72,20 @@ export function planContext(options: {
       return s;
     },
     bf16PeakFlops,
+    memo<T>(key: string, compute: () => T): T {
+      if (memos.has(key)) return memos.get(key) as T;
+      const value = compute();
+      memos.set(key, value);
+      return value;
+    },
+    activations(a: ActivationOptions) {
+      const key = `${a.seqLen}|${a.microBatch}|${a.tp}|${a.sp}|${a.recompute}|${a.dropout}`;
+      let v = activationCache.get(key);
+      if (v === undefined) {
+        v = activationBytesPerLayer(options.model, a);
+        activationCache.set(key, v);
+      }
+      return v;
+    },
   };
 }

@@ -1,4 +1,4 @@
-import { activationBytesPerLayer, nonLayerActivationBytes } from '../zoo/index.ts';
+import { nonLayerActivationBytes } from '../zoo/index.ts';
 import type { PlanContext } from './context.ts';
 import { gemmSeconds, memoryBoundSeconds } from './kernels.ts';
 import { balanceStages, evenSplit, type StageDevice } from './layout.ts';
@@ -33,7 +33,9 @@ export interface Rejection {
 
 export type Evaluation =
   | { readonly kind: 'plan'; readonly plan: Plan }
-  | { readonly kind: 'rejected'; readonly why: Rejection };
+  | { readonly kind: 'rejected'; readonly why: Rejection }
+  /** Its compute alone is slower than the bound the caller gave. */
+  | { readonly kind: 'pruned' };
 
 const gib = 1024 ** 3;
 /** CUDA context, cuBLAS and NCCL workspaces, per GPU. */
@@ -58,7 +60,7 @@ function assignLayers(
   ctx: PlanContext,
   c: Candidate,
   devices: readonly StageDevice[],
-  perLayer: (device: StageDevice, layer: number) => number,
+  layerRow: (device: StageDevice) => Float64Array,
   extras: readonly number[],
 ): number[][] {
   const L = ctx.profile.layers;
@@ -89,7 +91,7 @@ function assignLayers(
     p === 1
       ? [L]
       : balanceStages(
-          devices.map((d) => Array.from({ length: L }, (_, i) => perLayer(d, i))),
+          devices.map((d) => layerRow(d)),
           extras,
           p,
         );
@@ -111,7 +113,11 @@ function assignLayers(
  * term that overflowed), then the step time from compute, exposed communication, bubble,
  * optimizer and offload.
  */
-export function evaluateCandidate(ctx: PlanContext, c: Candidate): Evaluation {
+export function evaluateCandidate(
+  ctx: PlanContext,
+  c: Candidate,
+  options: { readonly boundS?: number } = {},
+): Evaluation {
   const prof = ctx.profile;
   const sw = ctx.software;
   const devices = ctx.stages(c.pp);
@@ -135,21 +141,24 @@ export function evaluateCandidate(ctx: PlanContext, c: Candidate): Evaluation {
     recompute: c.recompute,
   };
 
-  // Layer costs per (device type, kind).
-  const costCache = new Map<string, LayerSeconds[]>();
-  const kindCosts = (d: StageDevice): LayerSeconds[] => {
-    const key = d.speed.accelerator.id;
-    let v = costCache.get(key);
-    if (v === undefined) {
-      v = prof.kinds.map((k) => layerSeconds(k, d.speed, shape, sw, h, prof.normsPerLayer));
-      costCache.set(key, v);
-    }
-    return v;
-  };
-  const layerTime = (d: StageDevice, i: number): number => {
-    const lc = kindCosts(d)[prof.layerKind[i] ?? 0];
-    return lc === undefined ? 0 : lc.forward + lc.backward;
-  };
+  // Layer costs per device type and layer kind, and each type's per-layer seconds (what the
+  // stage balancing reads). They depend on the work shape only, so the ZeRO/offload steps of one
+  // layout share them (memoised on the context).
+  const shapeKey = `${t}|${c.sp}|${c.microBatch}|${c.cp}|${c.ep}|${c.recompute}`;
+  const kindCosts = (d: StageDevice): LayerSeconds[] =>
+    ctx.memo(`costs|${shapeKey}|${d.speed.accelerator.id}`, () =>
+      prof.kinds.map((k) => layerSeconds(k, d.speed, shape, sw, h, prof.normsPerLayer)),
+    );
+  const layerRow = (d: StageDevice): Float64Array =>
+    ctx.memo(`row|${shapeKey}|${d.speed.accelerator.id}`, () => {
+      const costs = kindCosts(d);
+      const row = new Float64Array(prof.layers);
+      for (let i = 0; i < prof.layers; i += 1) {
+        const lc = costs[prof.layerKind[i] ?? 0];
+        row[i] = lc === undefined ? 0 : lc.forward + lc.backward;
+      }
+      return row;
+    });
   // The head (a vocab-wide GEMM and the fp32 cross-entropy) and the embedding gather.
   const headSeconds = (d: StageDevice): number => {
     const vt = Math.ceil(prof.vocab / t);
@@ -162,7 +171,29 @@ export function evaluateCandidate(ctx: PlanContext, c: Candidate): Evaluation {
   const extras = devices.map(
     (d, k) => (k === 0 ? embedSeconds(d) : 0) + (k === c.pp - 1 ? headSeconds(d) : 0),
   );
-  const stageLayers = assignLayers(ctx, c, devices, layerTime, extras);
+  const stageLayers = ctx.memo(`stages|${shapeKey}|${c.pp}|${c.vpp}`, () =>
+    assignLayers(ctx, c, devices, layerRow, extras),
+  );
+  if (options.boundS !== undefined) {
+    // A lower bound: the bottleneck stage's compute and tensor-parallel traffic for every
+    // micro-batch plus the pipeline bubble, nothing else. A candidate that cannot beat the
+    // bound is not priced further.
+    let slowest = 0;
+    let sumStages = 0;
+    stageLayers.forEach((layers, k) => {
+      const d = devices[k] ?? (devices[0] as StageDevice);
+      const costs = kindCosts(d);
+      const row = layerRow(d);
+      const tpOne = ctx.comm.collective('all-reduce', tokens * h * 2, d.firstDevice, 1, t);
+      let sum = extras[k] ?? 0;
+      for (const i of layers)
+        sum += (row[i] ?? 0) + (costs[prof.layerKind[i] ?? 0]?.tpCollectives ?? 0) * tpOne;
+      slowest = Math.max(slowest, sum);
+      sumStages += sum;
+    });
+    const bubbleLow = ((c.pp - 1) / c.vpp) * (sumStages / c.pp);
+    if (m * slowest + bubbleLow >= options.boundS) return { kind: 'pruned' };
+  }
   const stages: StageWork[] = stageLayers.map((layers, k) => ({
     layers,
     device: devices[k] ?? (devices[0] as StageDevice),
@@ -183,16 +214,10 @@ export function evaluateCandidate(ctx: PlanContext, c: Candidate): Evaluation {
     sp: c.sp,
     dropout: sw.dropout,
   } as const;
-  const perLayerAct = activationBytesPerLayer(prof.model, {
-    ...actOptions,
-    recompute: storedRecompute,
-  });
+  const perLayerAct = ctx.activations({ ...actOptions, recompute: storedRecompute });
   const fullAct =
     c.recompute === 'full'
-      ? activationBytesPerLayer(prof.model, {
-          ...actOptions,
-          recompute: sw.flashAttention ? 'selective' : 'none',
-        })
+      ? ctx.activations({ ...actOptions, recompute: sw.flashAttention ? 'selective' : 'none' })
       : perLayerAct;
   const logits = nonLayerActivationBytes(prof.model, actOptions);
   const largestLayerParams = Math.max(

@@ -72,7 +72,7 @@ export function stageDevices(
  * O(layers x log(1/precision)).
  */
 export function balanceStages(
-  costs: readonly (readonly number[])[],
+  costs: readonly ArrayLike<number>[],
   extra: readonly number[],
   pp: number,
 ): number[] {
@@ -82,7 +82,8 @@ export function balanceStages(
   let hi = 0;
   for (let k = 0; k < pp; k += 1) {
     let total = extra[k] ?? 0;
-    for (const c of costs[k] ?? []) total += c;
+    const row = costs[k] ?? [];
+    for (let i = 0; i < row.length; i += 1) total += row[i] ?? 0;
     hi = Math.max(hi, total);
   }
   const fill = (limit: number): number[] | null => {

@@ -1,6 +1,6 @@
 import { CubeError } from '../core/index.ts';
 import { defaultCluster } from '../hardware/index.ts';
-import type { ModelArchitecture } from '../zoo/index.ts';
+import { totalParams, type ModelArchitecture } from '../zoo/index.ts';
 import { planContext, type PlanContext } from './context.ts';
 import { search, tpFitsHeads, type SearchOutcome } from './search.ts';
 import type {
@@ -200,7 +200,6 @@ export function referenceThroughputPerGpu(request: PlanRequest, resolved: Resolv
     ctx.precision,
     ctx.software.id,
     resolved.pins.recompute ?? '',
-    ctx.gpus,
   ].join('|');
   let cache = referenceCache.get(request.model);
   if (cache === undefined) {
@@ -210,8 +209,15 @@ export function referenceThroughputPerGpu(request: PlanRequest, resolved: Resolv
   const hit = cache.get(key);
   if (hit !== undefined) return hit;
   const perServer = run.model.acceleratorsPerServer;
+  // Start where the model state alone can fit: 16 bytes per parameter (bf16 weights and grads,
+  // fp32 master and moments) fully sharded must take under 90% of the memory. Searching
+  // smaller clusters would only find that nothing fits.
+  const stateBytes = 16 * totalParams(request.model);
+  const capacity = run.accelerator.memoryGiB * 1024 ** 3 * 0.9;
+  let start = Math.min(ctx.gpus, perServer);
+  while (start < ctx.gpus && stateBytes / start > capacity) start *= 2;
   let value = Number.NaN;
-  for (let gpus = Math.min(ctx.gpus, perServer); gpus <= ctx.gpus; gpus *= 2) {
+  for (let gpus = Math.min(start, ctx.gpus); gpus <= ctx.gpus; gpus *= 2) {
     const refRequest: PlanRequest = {
       model: request.model,
       cluster: defaultCluster({ accelerator: run.accelerator.id, gpus }),
@@ -222,7 +228,7 @@ export function referenceThroughputPerGpu(request: PlanRequest, resolved: Resolv
       pins: resolved.pins.recompute === undefined ? {} : { recompute: resolved.pins.recompute },
     };
     const refCtx = resolveRequest(refRequest);
-    const outcome = search(refCtx.ctx, refCtx.pins);
+    const outcome = search(refCtx.ctx, refCtx.pins, { keep: 1 });
     const best = outcome.plans[0];
     if (best !== undefined) {
       value = best.tokensPerS / gpus;
@@ -243,7 +249,7 @@ export function referenceThroughputPerGpu(request: PlanRequest, resolved: Resolv
 export function planJob(request: PlanRequest): PlanResult {
   const resolved = resolveRequest(request);
   const { ctx, pins, top } = resolved;
-  const outcome = search(ctx, pins);
+  const outcome = search(ctx, pins, { keep: top });
   return resultOf(request, resolved, outcome, top);
 }
 

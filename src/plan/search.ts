@@ -30,6 +30,8 @@ export interface SearchOutcome {
   readonly constraints: Set<string>;
   evaluated: number;
   enumerated: number;
+  /** Candidates cut by the bound before their communication was priced. */
+  pruned: number;
 }
 
 /** Positive divisors of n, ascending. */
@@ -78,8 +80,28 @@ export function byThroughputThenSimplicity(a: Plan, b: Plan): number {
   return close ? complexity(a) - complexity(b) : b.tokensPerS - a.tokensPerS;
 }
 
-/** Runs the search. */
-export function search(ctx: PlanContext, pins: PlanPins): SearchOutcome {
+/**
+ * Runs the search. With `keep`, only the best `keep` plans matter: a candidate whose compute
+ * alone is slower than the keep-th best step time so far is not priced (branch and bound);
+ * without it every candidate is priced (what `--explain` needs for its families).
+ */
+export function search(
+  ctx: PlanContext,
+  pins: PlanPins,
+  options: { readonly keep?: number } = {},
+): SearchOutcome {
+  const keep = options.keep;
+  // The best step times so far, ascending, at most `keep` of them.
+  const bestTimes: number[] = [];
+  const boundS = (): number | undefined =>
+    keep !== undefined && bestTimes.length >= keep ? bestTimes[keep - 1] : undefined;
+  const remember = (stepTimeS: number): void => {
+    if (keep === undefined) return;
+    let i = bestTimes.length;
+    while (i > 0 && (bestTimes[i - 1] ?? 0) > stepTimeS) i -= 1;
+    bestTimes.splice(i, 0, stepTimeS);
+    if (bestTimes.length > keep) bestTimes.pop();
+  };
   const N = ctx.gpus;
   const L = ctx.profile.layers;
   const B = ctx.globalBatch;
@@ -91,6 +113,7 @@ export function search(ctx: PlanContext, pins: PlanPins): SearchOutcome {
     constraints: new Set(),
     evaluated: 0,
     enumerated: 0,
+    pruned: 0,
   };
   let closestRatio = Infinity;
   const per = serverSize(ctx);
@@ -113,7 +136,7 @@ export function search(ctx: PlanContext, pins: PlanPins): SearchOutcome {
           : divisors(N / (t * p)).filter(
               (c) =>
                 c === 1 ||
-                (ctx.software.flashAttention && c <= 32 && s % (2 * c) === 0 && s / c >= 2048),
+                (ctx.software.flashAttention && c <= 32 && s % (2 * c) === 0 && s / c >= 4096),
             );
       for (const c of cps) {
         if ((N / (t * p)) % c !== 0) continue;
@@ -134,7 +157,7 @@ export function search(ctx: PlanContext, pins: PlanPins): SearchOutcome {
             ? [pins.vpp]
             : p === 1
               ? [1]
-              : [1, 2, 3, 4, 5, 6, 7, 8].filter((v) => p * v <= L + 2);
+              : [1, 2, 4, 8].filter((v) => p * v <= L + 2);
         const perRank = B / dp;
         const mbs =
           pins.microBatch !== undefined
@@ -164,8 +187,13 @@ export function search(ctx: PlanContext, pins: PlanPins): SearchOutcome {
                 continue;
               }
               let anyFit = false;
+              let anyPruned = false;
+              // Recompute levels are tried cheapest first; a dearer level can only win by fitting
+              // at an earlier (cheaper) memory saver than the cheaper level needed.
+              let ladderLimit = ladder.length;
               for (const recompute of recomputes) {
-                for (const step of ladder) {
+                for (let si = 0; si < ladderLimit; si += 1) {
+                  const step = ladder[si] as (typeof ladder)[number];
                   out.enumerated += 1;
                   const cand: Candidate = {
                     tp: t,
@@ -181,7 +209,18 @@ export function search(ctx: PlanContext, pins: PlanPins): SearchOutcome {
                     offload: step.offload,
                   };
                   out.evaluated += 1;
-                  const r = evaluateCandidate(ctx, cand);
+                  const bound = boundS();
+                  const r = evaluateCandidate(
+                    ctx,
+                    cand,
+                    bound === undefined ? {} : { boundS: bound },
+                  );
+                  if (r.kind === 'pruned') {
+                    // Later memory savers cost at least as much compute: none can win either.
+                    anyPruned = true;
+                    out.pruned += 1;
+                    break;
+                  }
                   const key = `tp${t} pp${p} zero${step.zero}`;
                   let fam = out.families.get(key);
                   if (fam === undefined) {
@@ -190,6 +229,8 @@ export function search(ctx: PlanContext, pins: PlanPins): SearchOutcome {
                   }
                   if (r.kind === 'plan') {
                     out.plans.push(r.plan);
+                    remember(r.plan.stepTimeS);
+                    if (pins.zero === undefined && pins.offload === undefined) ladderLimit = si;
                     anyFit = true;
                     if (fam.best === null || r.plan.tokensPerS > fam.best.tokensPerS)
                       fam.best = r.plan;
@@ -209,7 +250,7 @@ export function search(ctx: PlanContext, pins: PlanPins): SearchOutcome {
                 }
               }
               // A micro-batch that fits nowhere: larger ones only need more memory.
-              if (!anyFit && pins.microBatch === undefined) break;
+              if (!anyFit && !anyPruned && pins.microBatch === undefined) break;
             }
           }
         }
