@@ -181,7 +181,7 @@ export function evaluateCandidate(
     let slowest = 0;
     let sumStages = 0;
     stageLayers.forEach((layers, k) => {
-      const d = devices[k] ?? (devices[0] as StageDevice);
+      const d = devices[k] ?? (devices[0]);
       const costs = kindCosts(d);
       const row = layerRow(d);
       const tpOne = ctx.comm.collective('all-reduce', tokens * h * 2, d.firstDevice, 1, t);
