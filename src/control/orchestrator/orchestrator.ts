@@ -119,6 +119,11 @@ function schedulerNode(n: Node): SchedulerNode {
   };
 }
 
+function healthSignature(health: Node['health']): string {
+  if (health === null) return '';
+  return `${(health.probes ?? []).map((p) => `${p.name}:${p.ok ? 1 : 0}`).join(',')}|${(health.devices ?? []).map((d) => d.health).join(',')}`;
+}
+
 function nodesOf(placement: readonly RankPlacement[]): string[] {
   return [...new Set(placement.map((r) => r.nodeId))];
 }
@@ -143,6 +148,12 @@ export class Orchestrator {
     { atMs: number; nodeId: string; rank: number; message: string; lastSignMs: number }
   >();
   readonly #l1CommittedAt = new Map<string, number>();
+  /** The newest heartbeat of each node not yet stored. */
+  readonly #heartbeatsToStore = new Map<string, { at: number; health: Node['health'] }>();
+  #heartbeatsStoredMs = 0;
+  /** What of each node's health matters (probes passing, devices' health), to see it change. */
+  readonly #healthSignatures = new Map<string, string>();
+  #healthChanged = false;
   /** Nodes whose fault is being handled right now. */
   readonly #faultingNodes = new Set<string>();
   #ticking = false;
@@ -205,12 +216,15 @@ export class Orchestrator {
         { state: 'ready', lastHeartbeatAt: now, health: report.health ?? null },
         [{ kind: 'node-up', nodeId: node.id, data: { reason: 'heartbeats resumed' } }],
       );
-    else if (now - (node.lastHeartbeatAt ?? 0) > 10_000)
-      // Heartbeat times are kept in memory; the stored one is refreshed now and then for `cube nodes`.
-      current = await this.#updateNode(node, {
-        lastHeartbeatAt: now,
-        health: report.health ?? null,
-      });
+    else
+      // An unchanged heartbeat is not a state change: its time and health wait in memory and
+      // are written for many nodes in one transaction (see #flushHeartbeats).
+      this.#heartbeatsToStore.set(node.id, { at: now, health: report.health ?? null });
+    const signature = healthSignature(report.health ?? null);
+    if (this.#healthSignatures.get(node.id) !== signature) {
+      this.#healthSignatures.set(node.id, signature);
+      this.#healthChanged = true;
+    }
     const failing = (report.health?.probes ?? []).filter((p) => !p.ok);
     if (failing.length > 0 && current.state === 'ready')
       await this.#nodeFault(
@@ -559,9 +573,28 @@ export class Orchestrator {
       await this.#recover();
       await this.#schedule();
       await this.#refreshGauges();
+      await this.#flushHeartbeats();
     } finally {
       this.#ticking = false;
     }
+  }
+
+  /**
+   * Stores the heartbeats waiting in memory, all in one transaction: every 10 s for their
+   * times (what `cube nodes` shows), at once when a node's health changed.
+   */
+  async #flushHeartbeats(): Promise<void> {
+    if (this.#heartbeatsToStore.size === 0) return;
+    const now = this.#now();
+    if (!this.#healthChanged && now - this.#heartbeatsStoredMs < 10_000) return;
+    const nodes = new Set((await this.#o.store.listNodes()).map((n) => n.id));
+    const records = [...this.#heartbeatsToStore]
+      .filter(([id]) => nodes.has(id))
+      .map(([nodeId, h]) => ({ nodeId, at: h.at, health: h.health }));
+    this.#heartbeatsToStore.clear();
+    this.#heartbeatsStoredMs = now;
+    this.#healthChanged = false;
+    await this.#o.store.recordHeartbeats(records);
   }
 
   /** Nodes of a placement that have been silent for more than 2.5 heartbeat intervals. */

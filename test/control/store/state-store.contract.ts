@@ -236,6 +236,56 @@ export function stateStoreContract(name: string, open: OpenStoreUnderTest): void
         );
       }));
 
+    test("recordHeartbeats stores many nodes' heartbeat times and health at once, without events, all or none", async (t) => {
+      const under = await open();
+      const { store } = under;
+      let closed = false;
+      try {
+        const a = await store.joinNode(sampleJoin('node-a'));
+        const b = await store.joinNode(sampleJoin('node-b'));
+        const eventsBefore = await store.lastEventId();
+        const health = { probes: [{ name: 'devices', ok: true, message: '2 healthy' }] };
+        await store.recordHeartbeats([
+          { nodeId: a.node.id, at: 7_000, health },
+          { nodeId: b.node.id, at: 7_001, health: null },
+        ]);
+        assert.equal((await store.getNode(a.node.id))?.lastHeartbeatAt, 7_000);
+        assert.deepEqual((await store.getNode(a.node.id))?.health, health);
+        assert.deepEqual(
+          (await store.listNodes()).map((n) => n.lastHeartbeatAt),
+          [7_000, 7_001],
+        );
+        assert.equal(await store.lastEventId(), eventsBefore, 'no events');
+        await assert.rejects(
+          store.recordHeartbeats([
+            { nodeId: a.node.id, at: 8_000, health: null },
+            { nodeId: 'n-missing1', at: 8_000, health: null },
+          ]),
+          isCubeError('UNKNOWN_ID'),
+        );
+        assert.equal((await store.getNode(a.node.id))?.lastHeartbeatAt, 7_000, 'nothing changed');
+        const reopen = under.reopen;
+        if (reopen === undefined) {
+          t.diagnostic('this database does not outlive its store');
+          return;
+        }
+        await store.close();
+        closed = true;
+        const again = await reopen();
+        try {
+          assert.equal((await again.getNode(a.node.id))?.lastHeartbeatAt, 7_000);
+          assert.deepEqual(
+            await again.authenticateNode(b.node.id, b.credential),
+            await again.getNode(b.node.id),
+          );
+        } finally {
+          await again.close();
+        }
+      } finally {
+        if (!closed) await store.close();
+      }
+    });
+
     test('createJob stores a queued job with a j- id and its spec, and appends job-submitted', () =>
       withStore(async ({ store }) => {
         const spec = sampleSpec();

@@ -79,6 +79,14 @@ export class SqliteStateStore implements StateStore {
   readonly #path: string;
   readonly #now: () => number;
   readonly #listeners = new Set<EventListener>();
+  /**
+   * Every node, in join order, with its credential hash: read once, then kept in step with this
+   * store's own writes (after they commit), so heartbeats and the control loop read nodes from
+   * memory. The database has one writer, the control plane that opened it.
+   */
+  #nodes: Map<string, { node: Node; credentialHash: string }> | null = null;
+  /** Node writes so far: a load that raced one is done again. */
+  #nodeWrites = 0;
 
   private constructor(
     db: Kysely<StoreTables>,
@@ -194,6 +202,27 @@ export class SqliteStateStore implements StateStore {
   // ---- nodes ----
 
   async joinNode(join: NodeJoin): Promise<NodeJoinResult> {
+    const result = await this.#joinNode(join);
+    this.#nodeWrites += 1;
+    if (this.#nodes !== null) {
+      const cache = this.#nodes;
+      const replaced =
+        result.replacesNodeId === null ? undefined : cache.get(result.replacesNodeId);
+      if (replaced !== undefined)
+        cache.set(replaced.node.id, { ...replaced, node: { ...replaced.node, state: 'left' } });
+      cache.set(result.joined.node.id, {
+        node: result.joined.node,
+        credentialHash: result.credentialHash,
+      });
+    }
+    return result.joined;
+  }
+
+  async #joinNode(join: NodeJoin): Promise<{
+    joined: NodeJoinResult;
+    credentialHash: string;
+    replacesNodeId: string | null;
+  }> {
     const now = join.now ?? this.#now();
     const checked = NodeJoinSchema.safeParse(join);
     if (!checked.success) throw invalid(checked.error, 'the node join');
@@ -237,7 +266,11 @@ export class SqliteStateStore implements StateStore {
             data: { name: join.name, rejoined: true },
           },
         ]);
-        return { node: await this.#nodeOrThrow(trx, live.id), credential, rejoined: true };
+        return {
+          joined: { node: await this.#nodeOrThrow(trx, live.id), credential, rejoined: true },
+          credentialHash: live.credential_hash,
+          replacesNodeId: null,
+        };
       }
       if (live !== undefined && live.state !== 'down') {
         throw new CubeError(
@@ -286,36 +319,86 @@ export class SqliteStateStore implements StateStore {
         },
       ]);
       return {
-        node: await this.#nodeOrThrow(trx, id),
-        credential: newCredential,
-        rejoined: false,
+        joined: {
+          node: await this.#nodeOrThrow(trx, id),
+          credential: newCredential,
+          rejoined: false,
+        },
+        credentialHash: hashSecret(newCredential),
+        replacesNodeId: live?.id ?? null,
       };
     });
   }
 
   async authenticateNode(nodeId: string, credential: string): Promise<Node | null> {
-    const row = await this.#read((db) =>
-      db.selectFrom('nodes').selectAll().where('id', '=', nodeId).executeTakeFirst(),
-    );
-    if (row === undefined || row.state === 'left') return null;
-    return secretMatches(credential, row.credential_hash) ? nodeFromRow(row) : null;
+    const entry = (await this.#nodeCache()).get(nodeId);
+    if (entry === undefined || entry.node.state === 'left') return null;
+    return secretMatches(credential, entry.credentialHash) ? entry.node : null;
   }
 
   async getNode(id: string): Promise<Node | null> {
-    const row = await this.#read((db) =>
-      db.selectFrom('nodes').selectAll().where('id', '=', id).executeTakeFirst(),
-    );
-    return row === undefined ? null : nodeFromRow(row);
+    return (await this.#nodeCache()).get(id)?.node ?? null;
   }
 
   async listNodes(filter: { states?: readonly NodeState[] } = {}): Promise<Node[]> {
-    if (filter.states?.length === 0) return [];
-    const rows = await this.#read((db) => {
-      let query = db.selectFrom('nodes').selectAll().orderBy('seq');
-      if (filter.states !== undefined) query = query.where('state', 'in', [...filter.states]);
-      return query.execute();
+    const nodes = [...(await this.#nodeCache()).values()].map((e) => e.node);
+    const states = filter.states;
+    return states === undefined ? nodes : nodes.filter((n) => states.includes(n.state));
+  }
+
+  async #nodeCache(): Promise<Map<string, { node: Node; credentialHash: string }>> {
+    while (this.#nodes === null) {
+      const writes = this.#nodeWrites;
+      const rows = await this.#read((db) =>
+        db.selectFrom('nodes').selectAll().orderBy('seq').execute(),
+      );
+      if (this.#nodes !== null || writes !== this.#nodeWrites) continue;
+      this.#nodes = new Map(
+        rows.map((row) => [
+          row.id,
+          { node: nodeFromRow(row), credentialHash: row.credential_hash },
+        ]),
+      );
+    }
+    return this.#nodes;
+  }
+
+  /** After a committed change to a node: the cache takes the node as the transaction left it. */
+  #remember(node: Node): void {
+    this.#nodeWrites += 1;
+    if (this.#nodes === null) return;
+    const entry = this.#nodes.get(node.id);
+    if (entry === undefined) this.#nodes = null;
+    else this.#nodes.set(node.id, { ...entry, node });
+  }
+
+  async recordHeartbeats(
+    records: readonly { nodeId: string; at: number; health: Node['health'] }[],
+  ): Promise<void> {
+    if (records.length === 0) return;
+    for (const r of records) {
+      const checked = NodePatchSchema.safeParse({ lastHeartbeatAt: r.at, health: r.health });
+      if (!checked.success) throw invalid(checked.error, `the heartbeat of node ${r.nodeId}`);
+    }
+    const cache = await this.#nodeCache();
+    const unknown = records.find((r) => !cache.has(r.nodeId));
+    if (unknown !== undefined)
+      throw unknownIdError('node', unknown.nodeId, [...cache.keys()].slice(-200));
+    // Thousands of rows every few seconds: one prepared statement inside the transaction (the
+    // same connection, so it commits or rolls back with it) instead of a query built per row.
+    await this.#write(async () => {
+      const update = this.#sqlite.prepare(
+        'UPDATE nodes SET last_heartbeat_at = ?, health_json = ? WHERE id = ?',
+      );
+      for (const r of records)
+        update.run(r.at, r.health === null ? null : JSON.stringify(r.health), r.nodeId);
+      return Promise.resolve();
     });
-    return rows.map(nodeFromRow);
+    const updated = records.flatMap((r) => {
+      const node = this.#nodes?.get(r.nodeId)?.node;
+      return node === undefined ? [] : [{ ...node, lastHeartbeatAt: r.at, health: r.health }];
+    });
+    for (const node of updated) this.#remember(node);
   }
 
   async updateNode(id: string, patch: NodePatch, events: readonly NewEvent[] = []): Promise<Node> {
@@ -339,6 +422,9 @@ export class SqliteStateStore implements StateStore {
       await trx.updateTable('nodes').set(set).where('id', '=', id).execute();
       await append(events);
       return this.#nodeOrThrow(trx, id);
+    }).then((node) => {
+      this.#remember(node);
+      return node;
     });
   }
 
