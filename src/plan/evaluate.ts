@@ -181,7 +181,8 @@ export function evaluateCandidate(
     let slowest = 0;
     let sumStages = 0;
     stageLayers.forEach((layers, k) => {
-      const d = devices[k] ?? (devices[0]);
+      const d = devices[k] ?? devices[0];
+      if (d === undefined) return;
       const costs = kindCosts(d);
       const row = layerRow(d);
       const tpOne = ctx.comm.collective('all-reduce', tokens * h * 2, d.firstDevice, 1, t);
@@ -293,6 +294,17 @@ export function evaluateCandidate(
   }
   if (worst === null) throw new Error('no stages');
   const worstDevice = stages[worst.k]?.device as StageDevice;
+  // Offloaded state must fit in the host first: a plan that fails there is not rescued by GPU memory.
+  if (maxHostBytes > worstDevice.hostBytesPerGpu * hostMemoryShare)
+    return {
+      kind: 'rejected',
+      why: {
+        kind: 'host-memory',
+        term: 'offload',
+        message: `offloaded state needs ${(maxHostBytes / gib).toFixed(1)} GiB of host memory per GPU, over ${(hostMemoryShare * 100).toFixed(0)}% of the ${(worstDevice.hostBytesPerGpu / gib).toFixed(0)} GiB each GPU's share of the host has`,
+      },
+    };
+
   if (worst.total > worstDevice.capacityBytes) {
     const terms = Object.entries(worst.memory).sort((a, b) => b[1] - a[1]);
     const [term, bytes] = terms[0] ?? ['weights', 0];
@@ -308,16 +320,6 @@ export function evaluateCandidate(
       },
     };
   }
-  if (maxHostBytes > worstDevice.hostBytesPerGpu * hostMemoryShare)
-    return {
-      kind: 'rejected',
-      why: {
-        kind: 'host-memory',
-        term: 'offload',
-        message: `offloaded state needs ${(maxHostBytes / gib).toFixed(1)} GiB of host memory per GPU, over ${(hostMemoryShare * 100).toFixed(0)}% of the ${(worstDevice.hostBytesPerGpu / gib).toFixed(0)} GiB each GPU's share of the host has`,
-      },
-    };
-
   // ---- time ----
   const comm = ctx.comm;
   const actBytes = tokens * h * 2;
@@ -491,6 +493,10 @@ export function evaluateCandidate(
       memory: worst.memory,
       time,
       checkpointBytesPerGpu: checkpointBytes,
+      stages: stages.map((st) => ({
+        accelerator: st.device.speed.accelerator.id,
+        layers: st.layers.length,
+      })),
     },
   };
 }

@@ -83,6 +83,8 @@ export interface Plan {
   readonly time: Readonly<Record<string, number>>;
   /** Bytes of model + optimizer state this GPU holds (what a checkpoint of it writes). */
   readonly checkpointBytesPerGpu: number;
+  /** Each pipeline stage's accelerator and layer count (uneven splits, heterogeneous clusters). */
+  readonly stages?: readonly { readonly accelerator: string; readonly layers: number }[];
 }
 
 /** The answer of `planJob`. */
