@@ -228,6 +228,35 @@ test('a fault injected through the API appears on the event timeline and on the 
   await shot('job-after-fault');
 });
 
+test('a planner query renders its ranked plans and the breakdown charts', async () => {
+  await page.getByRole('link', { name: 'Planner' }).click();
+  await page.locator('[data-page="planner"]').waitFor();
+  await page.getByLabel('model').selectOption('llama-3.1-8b');
+  await page.getByLabel('accelerator').selectOption('h100-sxm');
+  await page.getByLabel('GPUs').fill('16');
+  await page.getByRole('button', { name: 'Plan' }).click();
+  await page.locator('[data-testid="plan-table"] tbody tr').first().waitFor({ timeout: 90_000 });
+  assert.ok((await page.locator('[data-testid="plan-table"] tbody tr').count()) >= 1);
+  assert.ok((await attribute('figure[aria-label="memory breakdown"]', 'data-points')) >= 3);
+  assert.ok((await attribute('figure[aria-label="step-time breakdown"]', 'data-points')) >= 1);
+  await shot('planner');
+});
+
+test('a simulation renders goodput over time, lost time by category and the policies compared', async () => {
+  await page.getByRole('link', { name: 'Simulator' }).click();
+  await page.locator('[data-page="simulator"]').waitFor();
+  await page.getByLabel('model').selectOption('llama-3.1-8b');
+  await page.getByLabel('GPUs').fill('64');
+  await page.getByLabel('days').fill('7');
+  await page.getByLabel('trials').fill('5');
+  await page.getByRole('button', { name: 'Simulate' }).click();
+  await page.locator('[data-testid="policy-table"] tbody tr').first().waitFor({ timeout: 90_000 });
+  assert.equal(await page.locator('[data-testid="policy-table"] tbody tr').count(), 2);
+  assert.ok((await attribute('figure[aria-label="goodput over time"]', 'data-points')) >= 10);
+  assert.ok((await attribute('figure[aria-label="time lost by category"]', 'data-points')) >= 5);
+  await shot('simulator');
+});
+
 test('no page logged a console error', () => {
   assert.deepEqual(consoleErrors, []);
 });

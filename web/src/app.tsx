@@ -7,12 +7,12 @@ import { ClusterView } from './views/cluster.tsx';
 import { JobPage } from './views/job-page.tsx';
 import { JobsView } from './views/jobs.tsx';
 import { Login } from './views/login.tsx';
-import { optionalViews } from './views/optional-views.tsx';
+import { toolViews } from './views/tool-views.tsx';
 
 const sections = [
   { path: '/', label: 'Cluster' },
   { path: '/jobs', label: 'Jobs' },
-  ...optionalViews.map((v) => ({ path: v.path, label: v.label })),
+  ...toolViews.map((v) => ({ path: v.path, label: v.label })),
 ];
 
 function Page(props: { path: string }) {
@@ -20,8 +20,8 @@ function Page(props: { path: string }) {
   const job = /^\/jobs\/([^/]+)$/.exec(path);
   if (job?.[1] !== undefined) return <JobPage id={decodeURIComponent(job[1])} />;
   if (path === '/jobs') return <JobsView />;
-  const optional = optionalViews.find((v) => v.path === path);
-  if (optional !== undefined) return <optional.component />;
+  const tool = toolViews.find((v) => v.path === path);
+  if (tool !== undefined) return <tool.component />;
   if (path === '/' || path === '/cluster') return <ClusterView />;
   return (
     <div className="state state-empty">
