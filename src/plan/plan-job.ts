@@ -175,6 +175,9 @@ export function infeasibleReason(ctx: PlanContext, outcome: SearchOutcome): stri
   if (fixed >= cap)
     advice =
       'activations and buffers alone exceed the memory: shorten --seq-len, add context parallelism (--cp) or a bigger --tp';
+  else if (closest.why.term === 'activations')
+    advice =
+      'activations are the largest term: allow recomputation (--recompute full), a smaller --micro-batch, context parallelism (--cp) or more pipeline stages';
   else {
     const perServer = Math.min(...ctx.cluster.runs.map((r) => r.devicesPerServer));
     const need = Math.ceil((ctx.gpus * (state * 1.05)) / (cap - fixed) / perServer) * perServer;

@@ -159,7 +159,9 @@ export function publishedStepSeconds(run: MegatronRun): number {
 }
 
 /** The model file (design.md's model-file contract) of a Megatron GPT. */
-export function megatronModelFile(run: MegatronRun): Record<string, unknown> {
+export function megatronModelFile(
+  run: Pick<MegatronRun, 'name' | 'heads' | 'hidden' | 'layers'>,
+): Record<string, unknown> {
   return {
     id: `megatron-gpt-${run.name.toLowerCase()}`,
     name: `Megatron GPT ${run.name}`,
@@ -191,7 +193,8 @@ export interface MfuRun {
   readonly cp: number;
   readonly seqLen: number;
   readonly globalBatch: number;
-  readonly recompute: 'none' | 'selective' | 'full';
+  /** As published; null where the source does not say (the planner then chooses). */
+  readonly recompute: 'none' | 'selective' | 'full' | null;
   /** Published model FLOPs utilization (fraction of the dense bf16 peak). */
   readonly mfu: number;
 }
@@ -280,7 +283,7 @@ export const llama3Runs: readonly MfuRun[] = (
       cp: 1,
       seqLen: 8192,
       globalBatch: 64 * 32,
-      recompute: 'none',
+      recompute: null,
       mfu: 0.43,
     },
     {
@@ -291,7 +294,7 @@ export const llama3Runs: readonly MfuRun[] = (
       cp: 1,
       seqLen: 8192,
       globalBatch: 128 * 16,
-      recompute: 'none',
+      recompute: null,
       mfu: 0.41,
     },
     {
@@ -302,7 +305,7 @@ export const llama3Runs: readonly MfuRun[] = (
       cp: 16,
       seqLen: 131072,
       globalBatch: 8 * 16,
-      recompute: 'none',
+      recompute: null,
       mfu: 0.38,
     },
   ] as const

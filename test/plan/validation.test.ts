@@ -1,0 +1,174 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { defaultCluster } from '../../src/hardware/index.ts';
+import { planJob, type Plan } from '../../src/plan/index.ts';
+import { getModel, loadModelFile, type ModelArchitecture } from '../../src/zoo/index.ts';
+import {
+  korthikanti2022,
+  llama3Runs,
+  megatron2021,
+  megatronModelFile,
+  publishedStepSeconds,
+  type MegatronRun,
+} from './published-runs.ts';
+
+/**
+ * The planner against published runs, every layout dimension pinned as the paper ran it. The
+ * error is predicted step time over published step time, minus one (for MFU-only rows:
+ * published MFU over predicted MFU, minus one, which is the same ratio of step times). The
+ * tolerances are what the model reaches; the README lists every row.
+ */
+
+const dir = mkdtempSync(join(tmpdir(), 'cube-plan-validation-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function gptModel(
+  run: Pick<MegatronRun, 'name' | 'heads' | 'hidden' | 'layers'>,
+): ModelArchitecture {
+  const file = join(dir, `gpt-${run.name}.json`);
+  writeFileSync(file, JSON.stringify(megatronModelFile(run)));
+  return loadModelFile(file);
+}
+
+function single(plans: readonly Plan[], reason: string | null): Plan {
+  assert.equal(plans.length, 1, reason ?? 'expected exactly one plan');
+  return plans[0] as Plan;
+}
+
+const errors: number[] = [];
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
+}
+
+describe('Narayanan et al. 2021, Table 1 (step time, full recomputation)', () => {
+  for (const run of megatron2021)
+    test(`GPT ${run.name} on ${run.gpus} A100s is within 12% of the published step time`, () => {
+      const r = planJob({
+        model: gptModel(run),
+        cluster: defaultCluster({ accelerator: 'a100-80g', gpus: run.gpus }),
+        seqLen: 2048,
+        globalBatch: run.globalBatch,
+        software: 'megatron-2021',
+        skipScaling: true,
+        top: 1,
+        pins: {
+          tp: run.tp,
+          pp: run.pp,
+          cp: 1,
+          ep: 1,
+          sp: false,
+          zero: 0,
+          recompute: 'full',
+          offload: 'none',
+          ...(run.microBatch === null ? {} : { microBatch: run.microBatch }),
+        },
+      });
+      const p = r.plans[0];
+      assert.ok(p !== undefined, r.reason ?? '');
+      const error = p.stepTimeS / publishedStepSeconds(run) - 1;
+      errors.push(Math.abs(error));
+      assert.ok(Math.abs(error) <= 0.12, `error ${(error * 100).toFixed(1)}%`);
+    });
+});
+
+describe('Korthikanti et al. 2022 (MFU, selective recomputation + sequence parallelism)', () => {
+  for (const run of korthikanti2022)
+    test(`GPT ${run.name} on ${run.gpus} A100s is within 8% of the published MFU`, () => {
+      const r = planJob({
+        model: gptModel(run),
+        cluster: defaultCluster({ accelerator: 'a100-80g', gpus: run.gpus }),
+        seqLen: run.seqLen,
+        globalBatch: run.globalBatch,
+        software: 'megatron-2021',
+        skipScaling: true,
+        pins: {
+          tp: run.tp,
+          pp: run.pp,
+          cp: 1,
+          ep: 1,
+          sp: true,
+          zero: 0,
+          recompute: run.recompute ?? 'selective',
+          offload: 'none',
+          microBatch: 1,
+        },
+        top: 1,
+      });
+      const p = r.plans[0];
+      assert.ok(p !== undefined, r.reason ?? '');
+      const error = run.mfu / p.mfu - 1;
+      errors.push(Math.abs(error));
+      assert.ok(Math.abs(error) <= 0.08, `error ${(error * 100).toFixed(1)}%`);
+    });
+});
+
+describe('Llama 3 405B, Table 4 (MFU on H100)', () => {
+  for (const run of llama3Runs) {
+    const tolerance = run.seqLen > 8192 ? 0.25 : 0.1;
+    test(`${run.name} is within ${tolerance * 100}% of the published MFU`, () => {
+      const r = planJob({
+        model: getModel('llama-3.1-405b'),
+        cluster: defaultCluster({ accelerator: 'h100-sxm', gpus: run.gpus }),
+        seqLen: run.seqLen,
+        globalBatch: run.globalBatch,
+        skipScaling: true,
+        pins: {
+          tp: run.tp,
+          pp: run.pp,
+          cp: run.cp,
+          ep: 1,
+          sp: true,
+          zero: 1,
+          ...(run.recompute === null ? {} : { recompute: run.recompute }),
+          offload: 'none',
+          microBatch: 1,
+        },
+        top: 1,
+      });
+      const p = r.plans[0];
+      assert.ok(p !== undefined, r.reason ?? '');
+      const error = run.mfu / p.mfu - 1;
+      errors.push(Math.abs(error));
+      assert.ok(Math.abs(error) <= tolerance, `error ${(error * 100).toFixed(1)}%`);
+    });
+  }
+});
+
+describe('over all published runs', () => {
+  test('the median error is at most 10% and none is off by more than 25%', () => {
+    assert.equal(errors.length, megatron2021.length + korthikanti2022.length + llama3Runs.length);
+    assert.ok(median(errors) <= 0.1, `median ${(median(errors) * 100).toFixed(1)}%`);
+    assert.ok(Math.max(...errors) <= 0.25);
+  });
+
+  test('with every dimension pinned the planner prices exactly one configuration', () => {
+    const run = megatron2021[4] as MegatronRun;
+    const r = planJob({
+      model: gptModel(run),
+      cluster: defaultCluster({ accelerator: 'a100-80g', gpus: run.gpus }),
+      seqLen: 2048,
+      globalBatch: run.globalBatch,
+      software: 'megatron-2021',
+      skipScaling: true,
+      pins: {
+        tp: run.tp,
+        pp: run.pp,
+        vpp: 2,
+        cp: 1,
+        ep: 1,
+        sp: false,
+        zero: 0,
+        recompute: 'full',
+        offload: 'none',
+        microBatch: 1,
+      },
+    });
+    single(r.plans, r.reason);
+  });
+});
