@@ -19,7 +19,8 @@ export interface Explanation {
 }
 
 const termWords: Readonly<Record<string, string>> = {
-  compute: 'more compute (recomputation or smaller, less efficient GEMMs)',
+  compute:
+    'more compute on the slowest stage (recomputation, stage imbalance or smaller, less efficient GEMMs)',
   tp: 'more exposed tensor-parallel communication',
   cp: 'more exposed context-parallel communication',
   ep: 'more exposed expert all-to-all',
@@ -37,13 +38,25 @@ export function explainPlans(request: PlanRequest): Explanation {
   const result = resultOf(request, resolved, outcome, resolved.top);
   const best = outcome.plans[0];
   const alternatives: Alternative[] = [];
+  // The lowest ZeRO stage that fits each tp/pp layout: higher stages are only tried when it
+  // does not, since they add communication without saving time.
+  const fitting = new Map<string, number>();
+  for (const fam of outcome.families.values())
+    if (fam.best !== null) {
+      const layout = `tp${fam.tp} pp${fam.pp}`;
+      fitting.set(layout, Math.min(fitting.get(layout) ?? Infinity, fam.zero));
+    }
   for (const fam of outcome.families.values()) {
     if (fam.best === null) {
+      const sibling = fitting.get(`tp${fam.tp} pp${fam.pp}`);
       alternatives.push({
         family: fam.key,
         plan: null,
         relativeStepTime: null,
-        reason: `does not fit: ${fam.rejection?.message ?? 'no candidate'}`,
+        reason:
+          sibling !== undefined && sibling < fam.zero
+            ? `not needed: ZeRO-${sibling} already fits this layout, and a higher stage only adds communication`
+            : `does not fit: ${fam.rejection?.message ?? 'no candidate'}`,
       });
       continue;
     }

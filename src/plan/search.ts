@@ -236,7 +236,12 @@ export function search(
                       fam.best = r.plan;
                     break;
                   }
-                  fam.rejection ??= r.why;
+                  // Keep the rejection that came closest to fitting: it names the binding term.
+                  if (
+                    fam.rejection === null ||
+                    (r.why.peakBytes ?? Infinity) < (fam.rejection.peakBytes ?? Infinity)
+                  )
+                    fam.rejection = r.why;
                   if (r.why.peakBytes !== undefined && r.why.capacityBytes !== undefined) {
                     const ratio = r.why.peakBytes / r.why.capacityBytes;
                     if (ratio < closestRatio) {
