@@ -307,7 +307,8 @@ export async function buildControlApp(options: ControlAppOptions): Promise<Fasti
         ? parseJobSpec(body.yaml, { format: 'yaml' })
         : validateJobSpec(body);
     const job = await store.createJob(spec);
-    void orchestrator.tick();
+    // Schedule at once, but after the reply is out: the pass can take a while for a big gang.
+    setImmediate(() => void orchestrator.tick());
     return reply.status(201).send(job);
   });
 

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { Kysely, Migrator, type Transaction, type Updateable } from 'kysely';
+import { Kysely, Migrator, type Selectable, type Transaction, type Updateable } from 'kysely';
 import type { z } from 'zod';
 import { CubeError, schemaError, unknownIdError } from '../../../core/index.ts';
 import {
@@ -39,7 +39,7 @@ import type {
 import { ImmediateSqliteDialect } from './sqlite-dialect.ts';
 import { sqliteMigrationProvider } from './sqlite-migrations.ts';
 import { eventFromRow, jobFromRow, nodeFromRow, progressFromRow } from './sqlite-rows.ts';
-import type { JobsTable, NodesTable, StoreTables } from './sqlite-tables.ts';
+import type { EventsTable, JobsTable, NodesTable, StoreTables } from './sqlite-tables.ts';
 
 /** Options of {@link openSqliteStore}. */
 export interface SqliteStoreOptions {
@@ -85,6 +85,7 @@ export class SqliteStateStore implements StateStore {
    * memory. The database has one writer, the control plane that opened it.
    */
   #nodes: Map<string, { node: Node; credentialHash: string }> | null = null;
+  #insertEvent: Database.Statement | null = null;
   /** Node writes so far: a load that raced one is done again. */
   #nodeWrites = 0;
 
@@ -697,19 +698,20 @@ export class SqliteStateStore implements StateStore {
         await this.#nodeOrThrow(trx, valid.nodeId);
         known.add(`n:${valid.nodeId}`);
       }
-      const row = await trx
-        .insertInto('events')
-        .values({
-          at: atMs ?? this.#now(),
-          kind: valid.kind,
-          job_id: valid.jobId ?? null,
-          node_id: valid.nodeId ?? null,
-          rank: valid.rank ?? null,
-          attempt: valid.attempt ?? null,
-          data_json: JSON.stringify(valid.data),
-        })
-        .returningAll()
-        .executeTakeFirstOrThrow();
+      // A launch of a big gang appends thousands of events: one prepared statement, run inside
+      // the transaction (the same connection), instead of a query built per event.
+      this.#insertEvent ??= this.#sqlite.prepare(
+        'INSERT INTO events (at, kind, job_id, node_id, rank, attempt, data_json) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *',
+      );
+      const row = this.#insertEvent.get(
+        atMs ?? this.#now(),
+        valid.kind,
+        valid.jobId ?? null,
+        valid.nodeId ?? null,
+        valid.rank ?? null,
+        valid.attempt ?? null,
+        JSON.stringify(valid.data),
+      ) as Selectable<EventsTable>;
       written.push(eventFromRow(row));
     }
     return written;
