@@ -202,6 +202,8 @@ export async function registerWebRoutes(
     prefix: '/',
     // Looked up per request, so a rebuild is served without a restart.
     wildcard: true,
+    // Our own cache-control (below), not @fastify/static's default.
+    cacheControl: false,
     // Hashed asset names change with their content; index.html must always be revalidated.
     setHeaders: (res, path) => {
       res.setHeader(
