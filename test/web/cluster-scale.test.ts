@@ -116,3 +116,15 @@ test('a node cordoned through the API is marked live, from the event stream', as
   assert.ok(await page.locator('.react-flow [data-node="gpu-127"]').isVisible());
   assert.deepEqual(consoleErrors, []);
 });
+
+test('an empty job list says how to submit a job, and an unknown job shows an error', async () => {
+  await page.getByRole('link', { name: 'Jobs' }).click();
+  await page.locator('.state-empty').filter({ hasText: 'cube submit' }).waitFor();
+  await page.goto(`${cp.url}/jobs/j-nosuchjob`);
+  await page.getByRole('alert').filter({ hasText: 'no job "j-nosuchjob"' }).waitFor();
+  // The browser's own console line for the 404 is expected here; nothing else is.
+  assert.deepEqual(
+    consoleErrors.filter((e) => !/status of 404/.test(e)),
+    [],
+  );
+});

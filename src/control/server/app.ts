@@ -523,6 +523,8 @@ export async function buildControlApp(options: ControlAppOptions): Promise<Fasti
         'cache-control': 'no-cache',
         connection: 'keep-alive',
       });
+      // Sent at once, so a client knows it is connected before the first event.
+      raw.write(': connected\n\n');
       let lastSent = after ?? 0;
       const send = (event: Event): void => {
         if (event.id <= lastSent) return;
