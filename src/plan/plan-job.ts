@@ -189,13 +189,24 @@ export function infeasibleReason(ctx: PlanContext, outcome: SearchOutcome): stri
 const referenceCache = new WeakMap<ModelArchitecture, Map<string, number>>();
 
 /**
- * Tokens/s per GPU of the best plan for the same model, batch and recompute choice on one
- * server of the cluster's (first) accelerator, or on the fewest servers (doubling) that hold it.
+ * The throughput perfect scaling would give this cluster: for each of its runs of servers, its
+ * GPU count times the tokens/s per GPU of the best plan for the same model, batch and recompute
+ * choice on one server of that accelerator (or the fewest servers, doubling, that hold the
+ * model). On a homogeneous cluster that is GPUs x the one-server rate.
  */
-export function referenceThroughputPerGpu(request: PlanRequest, resolved: ResolvedRequest): number {
+export function referenceThroughput(request: PlanRequest, resolved: ResolvedRequest): number {
+  let total = 0;
+  for (const run of resolved.ctx.cluster.runs)
+    total += run.count * run.devicesPerServer * referencePerGpu(request, resolved, run);
+  return total;
+}
+
+function referencePerGpu(
+  request: PlanRequest,
+  resolved: ResolvedRequest,
+  run: PlanContext['cluster']['runs'][number],
+): number {
   const { ctx } = resolved;
-  const run = ctx.cluster.runs[0];
-  if (run === undefined) return Number.NaN;
   const key = [
     run.accelerator.id,
     ctx.seqLen,
@@ -267,8 +278,8 @@ export function resultOf(
   const plans = outcome.plans.slice(0, top);
   let withScaling: Plan[] = plans;
   if (plans.length > 0 && request.skipScaling !== true) {
-    const ref = referenceThroughputPerGpu(request, resolved);
-    withScaling = plans.map((p) => ({ ...p, scalingEfficiency: p.tokensPerS / ctx.gpus / ref }));
+    const ref = referenceThroughput(request, resolved);
+    withScaling = plans.map((p) => ({ ...p, scalingEfficiency: p.tokensPerS / ref }));
   }
   return {
     model: ctx.profile.model.id,
