@@ -91,6 +91,11 @@ test('1,024 devices are drawn as super-node groups with a cell per device, spare
   await page.locator('.topology [data-node="gpu-127"]').waitFor({ timeout: 30_000 });
   // 4 super-nodes and the optical switch: the graph stays small whatever the device count.
   assert.equal(await page.locator('.react-flow__node').count(), SUPER_NODES + 1);
+  // Edges are drawn once xyflow has measured the handles they join, a frame after the nodes.
+  await page
+    .locator('.react-flow__edge')
+    .nth(SUPER_NODES - 1)
+    .waitFor({ timeout: 30_000 });
   assert.equal(await page.locator('.react-flow__edge').count(), SUPER_NODES);
   assert.equal(
     await page.locator('.react-flow .cell').count(),
