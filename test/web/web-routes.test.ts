@@ -129,6 +129,14 @@ test("a job's series follows a cursor across attempts, and the latest point is p
   );
   // Step 3 of attempt 1 has one rank of two so far: the complete step 2 is the latest.
   assert.deepEqual({ attempt: mine?.attempt, step: mine?.step }, { attempt: 1, step: 2 });
+
+  // Later polls read on from where the last one got to, and still see what came since.
+  await cp.store.recordProgress([sample(1, 1, 3), sample(1, 0, 4), sample(1, 1, 4)]);
+  const next = await call('GET', '/api/v1/progress/latest');
+  const now = (next.json.latest as { jobId: string; step: number; ranks: number }[]).find(
+    (p) => p.jobId === job.id,
+  );
+  assert.deepEqual({ step: now?.step, ranks: now?.ranks }, { step: 4, ranks: 2 });
 });
 
 test('the dashboard routes need the API token', async () => {

@@ -163,6 +163,31 @@ export async function registerWebRoutes(
     },
   );
 
+  // The newest step seen per job and attempt, so each poll of the job list reads only the
+  // samples from about there on, not the whole history of every job.
+  const newestStep = new Map<string, { attempt: number; step: number }>();
+
+  /** A job's newest complete point of its current attempt, or null before any progress. */
+  async function latestPoint(job: Job): Promise<SeriesPoint | null> {
+    const known = newestStep.get(job.id);
+    const from = known !== undefined && known.attempt === job.attempt ? known.step - 2 : -1;
+    const samples = await store.listProgress(job.id, {
+      attempt: job.attempt,
+      ...(from >= 0 ? { afterStep: from } : {}),
+      limit: 10_000_000,
+    });
+    if (samples.length === 0) return null;
+    const top = samples.reduce((m, s) => Math.max(m, s.step), 0);
+    newestStep.set(job.id, { attempt: job.attempt, step: top });
+    // The newest step may be half-reported; the one before it is complete when it exists.
+    const points = seriesOf(samples.filter((s) => s.step >= top - 1));
+    const full = points.at(-1);
+    const previous = points.at(-2);
+    return full !== undefined && previous !== undefined && previous.ranks > full.ranks
+      ? previous
+      : (full ?? null);
+  }
+
   api.get(
     '/api/v1/progress/latest',
     {
@@ -175,21 +200,8 @@ export async function registerWebRoutes(
     async () => {
       const latest: (SeriesPoint & { jobId: string })[] = [];
       for (const job of await store.listJobs()) {
-        const samples = await store.listProgress(job.id, {
-          attempt: job.attempt,
-          limit: 10_000_000,
-        });
-        if (samples.length === 0) continue;
-        const top = samples.reduce((m, s) => Math.max(m, s.step), 0);
-        // The newest step may be half-reported; the one before it is complete when it exists.
-        const points = seriesOf(samples.filter((s) => s.step >= top - 1));
-        const full = points.at(-1);
-        const previous = points.at(-2);
-        const point =
-          full !== undefined && previous !== undefined && previous.ranks > full.ranks
-            ? previous
-            : full;
-        if (point !== undefined) latest.push({ jobId: job.id, ...point });
+        const point = await latestPoint(job);
+        if (point !== null) latest.push({ jobId: job.id, ...point });
       }
       return { latest };
     },
