@@ -201,6 +201,15 @@ describe('planJob', () => {
     );
   });
 
+  test('scaling efficiency on a heterogeneous cluster is measured against each server type', () => {
+    const cluster = loadClusterFile(`${root}examples/clusters/lab-hetero.yaml`);
+    const r = planJob({ model: getModel('llama-2-13b'), cluster, top: 1 });
+    const se = r.plans[0]?.scalingEfficiency ?? Number.NaN;
+    // The MI300X servers are faster than the A100 ones: against an A100-only reference the
+    // ratio would be far above 1.
+    assert.ok(se > 0.5 && se <= 1.05, `scaling efficiency ${se}`);
+  });
+
   test('the pipeline gives the stage holding the LM head fewer layers', () => {
     const r = planJob({
       model: getModel('llama-3.1-8b'),
