@@ -1,13 +1,17 @@
-import { useCallback, useMemo, useState } from 'react';
+import { lazy, Suspense, useCallback, useMemo, useState } from 'react';
 import { createClient } from './api/client.ts';
 import { ClientProvider } from './api/client-context.tsx';
 import { Link, usePath } from './router.tsx';
 import { savedToken, saveToken } from './token-store.ts';
 import { ClusterView } from './views/cluster.tsx';
-import { JobPage } from './views/job-page.tsx';
+import { Loading } from './components/states.tsx';
 import { JobsView } from './views/jobs.tsx';
 import { Login } from './views/login.tsx';
 import { toolViews } from './views/tool-views.tsx';
+
+// Pages with charts load their code on first visit: the cluster view, the first page most
+// people open, does not wait for the chart library.
+const JobPage = lazy(() => import('./views/job-page.tsx').then((m) => ({ default: m.JobPage })));
 
 const sections = [
   { path: '/', label: 'Cluster' },
@@ -81,7 +85,9 @@ export function App() {
           </button>
         </nav>
         <main className="content">
-          <Page path={path} />
+          <Suspense fallback={<Loading what="the page" />}>
+            <Page path={path} />
+          </Suspense>
         </main>
       </div>
     </ClientProvider>

@@ -1,6 +1,10 @@
-import type { ComponentType } from 'react';
-import { PlannerView } from './planner.tsx';
-import { SimulatorView } from './simulator.tsx';
+import { lazy, type ComponentType } from 'react';
+
+// Loaded on first visit (see app.tsx).
+const PlannerView = lazy(() => import('./planner.tsx').then((m) => ({ default: m.PlannerView })));
+const SimulatorView = lazy(() =>
+  import('./simulator.tsx').then((m) => ({ default: m.SimulatorView })),
+);
 
 /** Views beyond the cluster and its jobs, each on its own page. */
 export const toolViews: readonly {
