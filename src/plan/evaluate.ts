@@ -396,6 +396,7 @@ export function evaluateCandidate(
   const first = 0;
   const dpGroup = dpShard;
   const gb = r.gradientBytes;
+  // Parameters are gathered in bf16 whatever the recipe keeps (fp8 copies are made locally).
   const wb = 2;
   // Expert replicas: the dp ranks holding the same experts (every ep-th), stride t x cp x ep.
   const expertGroup = Math.max(1, c.dp / c.ep);
