@@ -148,12 +148,21 @@ export class Orchestrator {
     { atMs: number; nodeId: string; rank: number; message: string; lastSignMs: number }
   >();
   readonly #l1CommittedAt = new Map<string, number>();
-  /** The newest heartbeat of each node not yet stored. */
-  readonly #heartbeatsToStore = new Map<string, { at: number; health: Node['health'] }>();
+  /**
+   * The newest heartbeat of each node not yet stored; `withHealth` when its health is new or
+   * changed since the last one stored.
+   */
+  readonly #heartbeatsToStore = new Map<
+    string,
+    { at: number; health: Node['health']; withHealth: boolean }
+  >();
   #heartbeatsStoredMs = 0;
+  /** True while a due batch of heartbeat times is being written, a chunk per tick. */
+  #heartbeatsDraining = false;
   /** What of each node's health matters (probes passing, devices' health), to see it change. */
   readonly #healthSignatures = new Map<string, string>();
-  #healthChanged = false;
+  /** Nodes whose health changed: stored with the next tick, not the next batch. */
+  readonly #healthChanged = new Set<string>();
   /** Nodes whose fault is being handled right now. */
   readonly #faultingNodes = new Set<string>();
   #ticking = false;
@@ -219,12 +228,7 @@ export class Orchestrator {
     else
       // An unchanged heartbeat is not a state change: its time and health wait in memory and
       // are written for many nodes in one transaction (see #flushHeartbeats).
-      this.#heartbeatsToStore.set(node.id, { at: now, health: report.health ?? null });
-    const signature = healthSignature(report.health ?? null);
-    if (this.#healthSignatures.get(node.id) !== signature) {
-      this.#healthSignatures.set(node.id, signature);
-      this.#healthChanged = true;
-    }
+      this.#noteHeartbeat(node.id, now, report.health ?? null);
     const failing = (report.health?.probes ?? []).filter((p) => !p.ok);
     if (failing.length > 0 && current.state === 'ready')
       await this.#nodeFault(
@@ -586,15 +590,42 @@ export class Orchestrator {
   async #flushHeartbeats(): Promise<void> {
     if (this.#heartbeatsToStore.size === 0) return;
     const now = this.#now();
-    if (!this.#healthChanged && now - this.#heartbeatsStoredMs < 10_000) return;
+    if (!this.#heartbeatsDraining && now - this.#heartbeatsStoredMs >= 10_000) {
+      this.#heartbeatsDraining = true;
+      this.#heartbeatsStoredMs = now;
+    }
+    if (!this.#heartbeatsDraining && this.#healthChanged.size === 0) return;
     const nodes = new Set((await this.#o.store.listNodes()).map((n) => n.id));
-    const records = [...this.#heartbeatsToStore]
-      .filter(([id]) => nodes.has(id))
-      .map(([nodeId, h]) => ({ nodeId, at: h.at, health: h.health }));
-    this.#heartbeatsToStore.clear();
-    this.#heartbeatsStoredMs = now;
-    this.#healthChanged = false;
+    // A changed health goes out at once; times only when due, at most 1,000 nodes per tick, so
+    // no single write holds the loop up for long.
+    const records: { nodeId: string; at: number; health?: Node['health'] }[] = [];
+    let batched = 0;
+    for (const [nodeId, h] of this.#heartbeatsToStore) {
+      const urgent = this.#healthChanged.has(nodeId);
+      if (!nodes.has(nodeId)) this.#heartbeatsToStore.delete(nodeId);
+      else if (urgent || (this.#heartbeatsDraining && batched < 1000)) {
+        if (!urgent) batched += 1;
+        records.push(h.withHealth ? { nodeId, at: h.at, health: h.health } : { nodeId, at: h.at });
+        this.#heartbeatsToStore.delete(nodeId);
+      }
+    }
+    this.#healthChanged.clear();
+    if (batched < 1000) this.#heartbeatsDraining = false;
     await this.#o.store.recordHeartbeats(records);
+  }
+
+  #noteHeartbeat(nodeId: string, at: number, health: Node['health']): void {
+    const signature = healthSignature(health);
+    const known = this.#healthSignatures.get(nodeId);
+    this.#healthSignatures.set(nodeId, signature);
+    // The first health seen after a (re)start goes out with the next batch; a change at once.
+    if (known !== undefined && known !== signature) this.#healthChanged.add(nodeId);
+    const pending = this.#heartbeatsToStore.get(nodeId);
+    this.#heartbeatsToStore.set(nodeId, {
+      at,
+      health,
+      withHealth: known !== signature || pending?.withHealth === true,
+    });
   }
 
   /** Nodes of a placement that have been silent for more than 2.5 heartbeat intervals. */
@@ -942,9 +973,16 @@ export class Orchestrator {
 
   async #refreshGauges(): Promise<void> {
     const m = this.#o.metrics;
+    // Counted here, set once per label pair: thousands of nodes, four times a second.
+    const counts = new Map<string, { state: Node['state']; role: Node['role']; n: number }>();
+    for (const n of await this.#o.store.listNodes()) {
+      const key = `${n.state}/${n.role}`;
+      const c = counts.get(key);
+      if (c === undefined) counts.set(key, { state: n.state, role: n.role, n: 1 });
+      else c.n += 1;
+    }
     m.nodesByState.reset();
-    for (const n of await this.#o.store.listNodes())
-      m.nodesByState.inc({ state: n.state, role: n.role });
+    for (const c of counts.values()) m.nodesByState.set({ state: c.state, role: c.role }, c.n);
     m.jobsByState.reset();
     for (const j of await this.#o.store.listJobs()) m.jobsByState.inc({ state: j.state });
   }

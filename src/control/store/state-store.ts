@@ -144,11 +144,11 @@ export interface StateStore {
   /** Applies `patch` and appends `events` in one transaction; returns the node after it. */
   updateNode(id: string, patch: NodePatch, events?: readonly NewEvent[]): Promise<Node>;
   /**
-   * Stores the last heartbeat time and health of many nodes in one transaction, without
-   * events: what `cube nodes` shows, not a state change (all or none; unknown ids fail).
+   * Stores the last heartbeat time and health (where given) of many nodes in one transaction,
+   * without events: what `cube nodes` shows, not a state change (all or none; unknown ids fail).
    */
   recordHeartbeats(
-    records: readonly { nodeId: string; at: number; health: Node['health'] }[],
+    records: readonly { nodeId: string; at: number; health?: Node['health'] }[],
   ): Promise<void>;
 
   /** Stores a `queued` job for a validated spec and appends `job-submitted`. */

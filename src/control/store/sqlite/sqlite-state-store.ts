@@ -374,11 +374,15 @@ export class SqliteStateStore implements StateStore {
   }
 
   async recordHeartbeats(
-    records: readonly { nodeId: string; at: number; health: Node['health'] }[],
+    records: readonly { nodeId: string; at: number; health?: Node['health'] }[],
   ): Promise<void> {
     if (records.length === 0) return;
     for (const r of records) {
-      const checked = NodePatchSchema.safeParse({ lastHeartbeatAt: r.at, health: r.health });
+      const checked = NodePatchSchema.safeParse(
+        r.health === undefined
+          ? { lastHeartbeatAt: r.at }
+          : { lastHeartbeatAt: r.at, health: r.health },
+      );
       if (!checked.success) throw invalid(checked.error, `the heartbeat of node ${r.nodeId}`);
     }
     const cache = await this.#nodeCache();
@@ -388,16 +392,26 @@ export class SqliteStateStore implements StateStore {
     // Thousands of rows every few seconds: one prepared statement inside the transaction (the
     // same connection, so it commits or rolls back with it) instead of a query built per row.
     await this.#write(async () => {
-      const update = this.#sqlite.prepare(
+      const withHealth = this.#sqlite.prepare(
         'UPDATE nodes SET last_heartbeat_at = ?, health_json = ? WHERE id = ?',
       );
+      const timeOnly = this.#sqlite.prepare('UPDATE nodes SET last_heartbeat_at = ? WHERE id = ?');
       for (const r of records)
-        update.run(r.at, r.health === null ? null : JSON.stringify(r.health), r.nodeId);
+        if (r.health === undefined) timeOnly.run(r.at, r.nodeId);
+        else withHealth.run(r.at, r.health === null ? null : JSON.stringify(r.health), r.nodeId);
       return Promise.resolve();
     });
     const updated = records.flatMap((r) => {
       const node = this.#nodes?.get(r.nodeId)?.node;
-      return node === undefined ? [] : [{ ...node, lastHeartbeatAt: r.at, health: r.health }];
+      return node === undefined
+        ? []
+        : [
+            {
+              ...node,
+              lastHeartbeatAt: r.at,
+              health: r.health === undefined ? node.health : r.health,
+            },
+          ];
     });
     for (const node of updated) this.#remember(node);
   }
