@@ -122,7 +122,8 @@ before(async () => {
   });
   jobId = job.id;
   browser = await launchChromium();
-  page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+  // A laptop screen.
+  page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
   page.on('console', (message) => {
     if (message.type() === 'error') consoleErrors.push(`${page.url()}: ${message.text()}`);
   });

@@ -60,9 +60,28 @@ export function UPlotChart(props: {
       }
       ctx.restore();
     };
+    // Unless the chart fixes its x range, the range covers the markers too: a fault after
+    // the last point is still shown.
+    const xScale = options.scales?.x;
+    const scales: uPlot.Scales =
+      xScale?.range !== undefined
+        ? (options.scales ?? {})
+        : {
+            ...options.scales,
+            x: {
+              ...xScale,
+              range: (_u, min, max) => {
+                const xs = markersRef.current.map((m) => m.x);
+                const lo = Math.min(min, ...xs);
+                const hi = Math.max(max, ...xs);
+                return lo === hi ? [lo - 1, hi + 1] : [lo, hi];
+              },
+            },
+          };
     const u = new uPlot(
       {
         ...options,
+        scales,
         width: Math.max(200, element.clientWidth),
         height,
         hooks: { ...options.hooks, draw: [...(options.hooks?.draw ?? []), drawMarkers] },
@@ -87,7 +106,9 @@ export function UPlotChart(props: {
   }, [data]);
 
   useEffect(() => {
-    chart.current?.redraw(false, false);
+    // Setting the same data again re-ranges the axes (to take in new markers) and redraws.
+    const u = chart.current;
+    if (u !== null) u.setData(u.data);
   }, [markers]);
 
   const points = data[0]?.length ?? 0;
