@@ -44,6 +44,17 @@ describe('SqliteStateStore', () => {
     const store = await openSqliteStore({ path });
     try {
       assert.deepEqual(store.settings(), { journalMode: 'wal', synchronous: 2, foreignKeys: true });
+      // Heartbeat batches commit without an fsync; everything after them is FULL again.
+      const { node } = await store.joinNode({
+        name: 'n0',
+        labels: {},
+        devices: [],
+        hostMemoryBytes: 1,
+      });
+      await store.recordHeartbeats([{ nodeId: node.id, at: 5, health: null }]);
+      assert.equal(store.settings().synchronous, 2);
+      await assert.rejects(store.recordHeartbeats([{ nodeId: 'n-nothere1', at: 5 }]));
+      assert.equal(store.settings().synchronous, 2);
     } finally {
       await store.close();
     }
