@@ -180,6 +180,21 @@ test('every control command prints machine-readable JSON with --json', async () 
   assert.equal((JSON.parse(cancel.out) as { state: string }).state, 'cancelled');
 });
 
+test('cube login --json checks the token, saves it and says where', async () => {
+  process.env.CUBE_CONFIG_DIR = join(dataDir, 'login-config');
+  const r = await cube('login', '--json');
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(JSON.parse(r.out), {
+    server: cp.url,
+    credentials: join(dataDir, 'login-config', 'credentials.json'),
+  });
+  const bad = await main(['login', '--server', cp.url, '--token', 'wrong', '--json'], {
+    out: () => undefined,
+    err: () => undefined,
+  });
+  assert.equal(bad, 2);
+});
+
 test('a command naming an unknown job or node fails with the id, in --json mode too', async () => {
   const logs = await cube('logs', 'j-nosuchjob', '--json');
   assert.equal(logs.code, 2);

@@ -125,12 +125,14 @@ export function registerControlCommands(program: Command, output: CliOutput): vo
     .description('store the control plane URL and API token for later commands')
     .requiredOption('--server <url>', 'control plane URL')
     .requiredOption('--token <token>', 'API token')
-    .action(async (flags: { server: string; token: string }) => {
-      const api = new ApiClient({ server: flags.server.replace(/\/$/, ''), token: flags.token });
+    .option('--json', 'print {server, credentials} (the file they were saved in)')
+    .action(async (flags: { server: string; token: string; json?: boolean }) => {
+      const server = flags.server.replace(/\/$/, '');
+      const api = new ApiClient({ server, token: flags.token });
       await api.request('GET', '/nodes');
-      output.out(
-        `logged in to ${flags.server}; credentials saved in ${saveCredentials({ server: flags.server.replace(/\/$/, ''), token: flags.token })}`,
-      );
+      const saved = saveCredentials({ server, token: flags.token });
+      if (flags.json === true) printJson(output, { server, credentials: saved });
+      else output.out(`logged in to ${flags.server}; credentials saved in ${saved}`);
     });
 
   withServerFlags(program.command('submit'))
