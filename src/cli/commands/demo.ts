@@ -9,7 +9,7 @@ import { ControlPlane } from '../../control/control-plane.ts';
 import type { Event, Job, ProgressSample } from '../../control/model/index.ts';
 import { startEmbeddedAgents, stopEmbeddedAgents } from '../embedded-cluster.ts';
 import { parsePositiveInt } from '../flags.ts';
-import { processOutput, type CliOutput } from '../output.ts';
+import { printJson, processOutput, type CliOutput } from '../output.ts';
 import { ProgressLine } from '../progress-line.ts';
 import { formatEvent } from './control.ts';
 
@@ -61,6 +61,7 @@ interface DemoFlags {
   steps: number;
   killAt: number;
   keep?: boolean;
+  json?: boolean;
 }
 
 /** The recovery, measured from the event log alone. */
@@ -123,6 +124,15 @@ export function recoveryReport(
   };
 }
 
+/** Launch to training of the first attempt (job-scheduled to job-running), from the events. */
+export function coldStartSeconds(events: readonly Event[]): number | null {
+  const scheduled = events.find((e) => e.kind === 'job-scheduled' && (e.attempt ?? 0) === 0);
+  const running = events.find((e) => e.kind === 'job-running' && (e.attempt ?? 0) === 0);
+  return scheduled === undefined || running === undefined
+    ? null
+    : (ms(running.at) - ms(scheduled.at)) / 1000;
+}
+
 /** `cube demo`: an embedded cluster, a real training job, a node killed, the recovery measured. */
 export function registerDemoCommand(program: Command, output: CliOutput): void {
   program
@@ -146,6 +156,10 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
       30,
     )
     .option('--keep', 'keep the data directory for inspection')
+    .option(
+      '--json',
+      'print only {job, state, restarts, heartbeatTimeoutSeconds, coldStartSeconds, recovery}',
+    )
     .action(async (flags: DemoFlags) => {
       checkPython();
       if (flags.killAt >= flags.steps)
@@ -157,10 +171,15 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
       const dataDir = mkdtempSync(join(tmpdir(), 'cube-demo-'));
       const shmRoot = mkdtempSync(join('/dev/shm', 'cube-demo-'));
       const progress = new ProgressLine({
-        mode: ProgressLine.modeFor({ isTty: output === processOutput && process.stderr.isTTY }),
+        mode: ProgressLine.modeFor({
+          json: flags.json === true,
+          isTty: output === processOutput && process.stderr.isTTY,
+        }),
         output,
       });
-      const say = (line: string): void => progress.print(line);
+      const say = (line: string): void => {
+        if (flags.json !== true) progress.print(line);
+      };
       say(`cube demo: data in ${dataDir}`);
       const cp = await ControlPlane.start({
         dataDir,
@@ -258,6 +277,23 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
         const events = await cp.store.listEvents({ jobId: job.id });
         const samples = await cp.store.listProgress(job.id, { limit: 1_000_000 });
         const report = recoveryReport(events, samples, killedAtMs, killedAtStep);
+        if (flags.json === true) {
+          printJson(output, {
+            job: final.id,
+            state: final.state,
+            reason: final.reason,
+            restarts: final.restarts,
+            heartbeatTimeoutSeconds: 3,
+            coldStartSeconds: coldStartSeconds(events),
+            recovery: report,
+          });
+          if (final.state !== 'succeeded' || !report.replayedIdentical)
+            throw new CubeError(
+              'INFEASIBLE',
+              `demo: the job ${final.state === 'succeeded' ? 'replayed steps with different losses' : final.state}`,
+            );
+          return;
+        }
         const levels = Object.entries(report.levels)
           .map(([l, n]) => `${n} rank${n === 1 ? '' : 's'} from ${l}`)
           .join(', ');
