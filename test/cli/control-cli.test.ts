@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { ControlPlane } from '../../src/control/control-plane.ts';
 import { main } from '../../src/cli/main.ts';
 import { ProgressLine } from '../../src/cli/progress-line.ts';
+import { coldStartSeconds } from '../../src/cli/commands/demo.ts';
+import type { Event } from '../../src/control/model/index.ts';
 
 const cubeBin = fileURLToPath(new URL('../../bin/cube.js', import.meta.url));
 
@@ -333,4 +335,17 @@ test('on a TTY the status line is redrawn in place with the time waited, and cle
   assert.ok(tty.endsWith('\r\x1b[2K'), 'the line is cleared at the end');
   assert.equal(ProgressLine.modeFor({ json: true, isTty: true }), 'off');
   assert.equal(ProgressLine.modeFor({ isTty: false }), 'plain');
+});
+
+test("cube demo's cold start is the first attempt's launch to training, from the events alone", () => {
+  const at = (s: number): string => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();
+  const events = [
+    { id: 1, at: at(0), kind: 'job-submitted', jobId: 'j-a', data: { name: 'x' } },
+    { id: 2, at: at(1), kind: 'job-scheduled', jobId: 'j-a', attempt: 0, data: {} },
+    { id: 3, at: at(4), kind: 'job-running', jobId: 'j-a', attempt: 0, data: {} },
+    { id: 4, at: at(9), kind: 'job-scheduled', jobId: 'j-a', attempt: 1, data: {} },
+    { id: 5, at: at(11), kind: 'job-running', jobId: 'j-a', attempt: 1, data: {} },
+  ] as unknown as Event[];
+  assert.equal(coldStartSeconds(events), 3);
+  assert.equal(coldStartSeconds(events.slice(0, 2)), null, 'never ran');
 });
