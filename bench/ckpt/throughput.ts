@@ -100,7 +100,7 @@ async function replicate(
   const setRanks = records.map((r) => r.rank);
   const t0 = performance.now();
   for (const record of records) {
-    const payload = await l1.get(fileKey(record.job, record.file));
+    const payload = await l1.get(fileKey(record.job, record.file), { transient: true });
     await client.putShard(record, setRanks, payload);
   }
   const seconds = (performance.now() - t0) / 1000;

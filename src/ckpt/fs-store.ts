@@ -202,15 +202,15 @@ async function* readChunks(
   try {
     let position = options.range?.start ?? 0;
     const end = options.range?.end ?? Number.POSITIVE_INFINITY;
-    // A fresh large buffer costs page faults on every chunk; reuse one when allowed.
+    // A fresh large buffer costs page faults on every chunk; reuse two in turn when allowed.
     const shared =
       options.transient === true
-        ? Buffer.allocUnsafe(Math.min(readChunkBytes, end - position))
+        ? [0, 1].map(() => Buffer.allocUnsafe(Math.min(readChunkBytes, end - position)))
         : undefined;
-    while (position < end) {
+    for (let turn = 0; position < end; turn ^= 1) {
       options.signal?.throwIfAborted();
       const want = Math.min(readChunkBytes, end - position);
-      const buffer = shared ?? Buffer.allocUnsafe(want);
+      const buffer = shared?.[turn] ?? Buffer.allocUnsafe(want);
       let bytesRead: number;
       try {
         ({ bytesRead } = await handle.read(buffer, 0, want, position));

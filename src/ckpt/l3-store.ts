@@ -36,9 +36,10 @@ export interface GetOptions {
   /** Bytes `[start, end)` only; `end` defaults to the end of the object. */
   readonly range?: { readonly start: number; readonly end?: number };
   /**
-   * The consumer is done with each chunk before it asks for the next (hashing, an awaited
-   * write), so the store may refill one buffer instead of allocating one per chunk: several
-   * times faster on large files. A store may ignore it.
+   * The consumer is done with each chunk before it asks for the one after next (hashing, an
+   * awaited write, a socket write awaited until flushed), so the store may refill two buffers
+   * in turn instead of allocating one per chunk: several times faster on large files, since
+   * fresh memory costs page faults. A store may ignore it.
    */
   readonly transient?: boolean;
 }

@@ -561,7 +561,11 @@ export class CheckpointDaemon {
         try {
           const l1 = asStore(this.#options.l1Root);
           for (const record of item.records) {
-            const payload = await l1.get(fileKey(record.job, record.file), { signal });
+            // sendFrame flushes each chunk before it asks for the one after next.
+            const payload = await l1.get(fileKey(record.job, record.file), {
+              signal,
+              transient: true,
+            });
             await this.#replica.putShard(record, setRanks, payload, { pace: this.#pace, signal });
           }
           state.newest.L2 = Math.max(state.newest.L2 ?? -1, item.step);

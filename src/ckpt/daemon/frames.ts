@@ -109,7 +109,7 @@ export async function writeWithBackpressure(socket: Socket, data: Uint8Array): P
 /**
  * Yields what `source` yields, asking for the next item as soon as one is handed out, so that
  * reading the next chunk overlaps sending this one. Only for sources whose chunks stay valid
- * after the next is asked for (fresh buffers, as `DurableStore.get` gives without `transient`).
+ * after the next is asked for (fresh buffers, or two buffers in turn as `transient` reads give).
  */
 async function* readAhead<T>(source: AsyncIterable<T>): AsyncGenerator<T> {
   const it = source[Symbol.asyncIterator]();
@@ -129,10 +129,26 @@ async function* readAhead<T>(source: AsyncIterable<T>): AsyncGenerator<T> {
   }
 }
 
+/** Writes `data` and resolves once the socket has handed all of it to the kernel. */
+function writeFlushed(socket: Socket, data: Uint8Array): Promise<void> {
+  if (socket.destroyed)
+    return Promise.reject(new CubeError('FILE_UNREADABLE', 'connection closed while sending'));
+  return new Promise<void>((resolve, reject) => {
+    const onClose = (): void =>
+      reject(new CubeError('FILE_UNREADABLE', 'connection closed while sending'));
+    socket.once('close', onClose);
+    socket.write(data, (error) => {
+      socket.off('close', onClose);
+      if (error === null || error === undefined) resolve();
+      else reject(new CubeError('FILE_UNREADABLE', `sending failed: ${error.message}`));
+    });
+  });
+}
+
 /**
- * Sends a header and, when given, exactly `header.bytes` payload bytes from `payload`. The
- * payload's chunks must stay valid after the next one is asked for (it is read one chunk ahead,
- * and the socket may still hold a chunk it has not flushed).
+ * Sends a header and, when given, exactly `header.bytes` payload bytes from `payload`. Each
+ * chunk is flushed to the kernel before the chunk after next is asked for, while the next one
+ * is read ahead: a payload whose source refills two buffers in turn (`transient` reads) is safe.
  */
 export async function sendFrame(
   socket: Socket,
@@ -150,7 +166,7 @@ export async function sendFrame(
     options.signal?.throwIfAborted();
     if (options.pace !== undefined) await options.pace(chunk.byteLength);
     options.signal?.throwIfAborted();
-    await writeWithBackpressure(socket, chunk);
+    await writeFlushed(socket, chunk);
     sent += chunk.byteLength;
   }
   if (sent !== (header.bytes ?? 0))

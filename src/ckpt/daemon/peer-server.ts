@@ -218,7 +218,8 @@ export class PeerServer {
       const shard = status?.manifest?.shards.find((s) => s.rank === rank);
       if (shard === undefined) continue;
       const store = asStore(root);
-      const stream = await store.get(fileKey(job, shard.file));
+      // sendFrame flushes each chunk before it asks for the one after next.
+      const stream = await store.get(fileKey(job, shard.file), { transient: true });
       await sendFrame(
         socket,
         { op: 'ok', bytes: shard.bytes, xxh3: shard.xxh3, level, record: shard },
