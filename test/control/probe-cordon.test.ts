@@ -4,39 +4,20 @@
 // whose probe fails is cordoned too, with nothing to recover.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ControlPlane } from '../../src/control/control-plane.ts';
+import type { ControlPlane } from '../../src/control/control-plane.ts';
 import { validateJobSpec, type Event, type Job } from '../../src/control/model/index.ts';
-import {
-  startEmbeddedAgents,
-  stopEmbeddedAgents,
-  type EmbeddedAgent,
-} from '../../src/cli/embedded-cluster.ts';
+import { startTestCluster, until, type TestCluster } from '../support/test-cluster.ts';
 
 const countingRank = fileURLToPath(new URL('./fixtures/counting-rank.mjs', import.meta.url));
 
+let cluster: TestCluster | undefined;
 let dataDir: string;
-let shmRoot: string;
 let markers: string;
 let cp: ControlPlane;
-let agents: EmbeddedAgent[];
-
-async function until<T>(
-  what: string,
-  timeoutMs: number,
-  probe: () => Promise<T | null>,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== null) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** Makes the probe of node `name` fail from its next check on. */
 function breakProbe(name: string): void {
@@ -44,40 +25,24 @@ function breakProbe(name: string): void {
 }
 
 before(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'cube-e2e-probe-'));
-  shmRoot = mkdtempSync(join('/dev/shm', 'cube-e2e-probe-'));
-  markers = join(dataDir, 'markers');
-  mkdirSync(markers);
-  cp = await ControlPlane.start({
-    dataDir,
-    heartbeatTimeoutMs: 3000,
-    heartbeatIntervalMs: 500,
-    tickMs: 200,
-  });
-  agents = startEmbeddedAgents({
-    server: cp.url,
-    joinToken: cp.tokens.joinToken,
-    dataDir: join(dataDir, 'nodes'),
-    shmRoot,
+  // The markers live beside the cluster's data; a probe finds no marker until the test drops one.
+  markers = mkdtempSync(join(tmpdir(), 'cube-e2e-probe-markers-'));
+  cluster = await startTestCluster('probe', {
     nodes: 2,
     devicesPerNode: 1,
     spares: 1,
-    heartbeatMs: 500,
     probeIntervalMs: 300,
     probeCommand: (name) => {
       const marker = join(markers, `fail-${name}`);
       return `if [ -e '${marker}' ]; then echo "ECC errors on ${name}"; exit 1; fi`;
     },
   });
-  await until('every node to join', 60_000, async () =>
-    (await cp.store.listNodes()).filter((n) => n.state === 'ready').length === 3 ? true : null,
-  );
+  ({ cp, dataDir } = cluster);
 });
 
 after(async () => {
-  await stopEmbeddedAgents(agents, shmRoot);
-  await cp.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await cluster?.stop();
+  rmSync(markers, { recursive: true, force: true });
 });
 
 test('a node whose probe starts failing is cordoned with the reason and its job recovers on the spare', async () => {

@@ -4,18 +4,14 @@
 // for bit. A rank that keeps failing ends the job after its restart policy.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ControlPlane } from '../../src/control/control-plane.ts';
+import type { ControlPlane } from '../../src/control/control-plane.ts';
 import type { Job, JobSpecInput } from '../../src/control/model/index.ts';
 import { validateJobSpec } from '../../src/control/model/index.ts';
-import {
-  startEmbeddedAgents,
-  stopEmbeddedAgents,
-  type EmbeddedAgent,
-} from '../../src/cli/embedded-cluster.ts';
+import type { EmbeddedAgent } from '../../src/cli/embedded-cluster.ts';
 import { lossesByStep, makeLevels, python, repoRoot, runTrainer } from '../python/launcher.ts';
+import { startTestCluster, until, type TestCluster } from '../support/test-cluster.ts';
 
 const STEPS = 36;
 const TRAIN = [
@@ -36,24 +32,10 @@ const TRAIN = [
   '21',
 ];
 
+let cluster: TestCluster | undefined;
 let dataDir: string;
-let shmRoot: string;
 let cp: ControlPlane;
 let agents: EmbeddedAgent[];
-
-async function until<T>(
-  what: string,
-  timeoutMs: number,
-  probe: () => Promise<T | null>,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== null) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** Processes whose environment names this node and job: the ranks a node's agent started. */
 function rankPids(node: string, job: string): number[] {
@@ -91,33 +73,12 @@ function spec(
 }
 
 before(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'cube-e2e-control-'));
-  shmRoot = mkdtempSync(join('/dev/shm', 'cube-e2e-control-'));
-  cp = await ControlPlane.start({
-    dataDir,
-    heartbeatTimeoutMs: 3000,
-    heartbeatIntervalMs: 500,
-    tickMs: 200,
-  });
-  agents = startEmbeddedAgents({
-    server: cp.url,
-    joinToken: cp.tokens.joinToken,
-    dataDir: join(dataDir, 'nodes'),
-    shmRoot,
-    nodes: 2,
-    devicesPerNode: 2,
-    spares: 2,
-    heartbeatMs: 500,
-  });
-  await until('every node to join', 60_000, async () =>
-    (await cp.store.listNodes()).filter((n) => n.state === 'ready').length === 4 ? true : null,
-  );
+  cluster = await startTestCluster('control', { nodes: 2, devicesPerNode: 2, spares: 2 });
+  ({ cp, agents, dataDir } = cluster);
 });
 
 after(async () => {
-  await stopEmbeddedAgents(agents, shmRoot);
-  await cp.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await cluster?.stop();
 });
 
 test("a killed node's job recovers on the hot spare with a loss sequence identical to an uninterrupted run", async () => {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmbeddedAgents, stopEmbeddedAgents } from '../../src/cli/embedded-cluster.ts';
 import { freePort, python, repoRoot } from '../python/launcher.ts';
+import { until as untilReady } from '../support/test-cluster.ts';
 
 const cube = join(repoRoot, 'bin/cube.js');
 
@@ -31,18 +32,9 @@ function startServer(dataDir: string, port: number): Promise<{ child: ChildProce
   });
 }
 
-async function until<T>(
-  what: string,
-  timeoutMs: number,
-  probe: () => Promise<T | null>,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => null);
-    if (v !== null) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+/** Polls through the server's restarts: a probe that throws (server down) counts as not yet. */
+function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | null>): Promise<T> {
+  return untilReady(what, timeoutMs, probe, { intervalMs: 200, ignoreErrors: true });
 }
 
 test('a SIGKILLed control plane restarts with every job, node and event, and the running job finishes', async (t) => {

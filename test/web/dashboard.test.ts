@@ -3,46 +3,25 @@
 // real PyTorch job training. Screenshots go to test-artifacts/web/.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { ControlPlane } from '../../src/control/control-plane.ts';
+import type { ControlPlane } from '../../src/control/control-plane.ts';
 import type { Job } from '../../src/control/model/index.ts';
-import {
-  startEmbeddedAgents,
-  stopEmbeddedAgents,
-  type EmbeddedAgent,
-} from '../../src/cli/embedded-cluster.ts';
 import { python, repoRoot } from '../python/launcher.ts';
+import { startTestCluster, until, type TestCluster } from '../support/test-cluster.ts';
 import { launchChromium } from './browser.ts';
 import { ensureWebBundle } from './web-bundle.ts';
 
 const artifacts = join(repoRoot, 'test-artifacts', 'web');
 
-let dataDir: string;
-let shmRoot: string;
+let cluster: TestCluster | undefined;
 let cp: ControlPlane;
-let agents: EmbeddedAgent[] = [];
 let browser: Browser;
 let page: Page;
 let jobId: string;
 /** Console errors and uncaught page errors, with the page they happened on. */
 const consoleErrors: string[] = [];
-
-async function until<T>(
-  what: string,
-  timeoutMs: number,
-  probe: () => Promise<T | null>,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== null) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
   const response = await fetch(`${cp.url}/api/v1${path}`, {
@@ -71,27 +50,13 @@ async function attribute(selector: string, name: string): Promise<number> {
 before(async () => {
   ensureWebBundle();
   mkdirSync(artifacts, { recursive: true });
-  dataDir = mkdtempSync(join(tmpdir(), 'cube-e2e-web-'));
-  shmRoot = mkdtempSync(join('/dev/shm', 'cube-e2e-web-'));
-  cp = await ControlPlane.start({
-    dataDir,
-    heartbeatTimeoutMs: 3000,
-    heartbeatIntervalMs: 500,
-    tickMs: 200,
-  });
-  agents = startEmbeddedAgents({
-    server: cp.url,
-    joinToken: cp.tokens.joinToken,
-    dataDir: join(dataDir, 'nodes'),
-    shmRoot,
+  cluster = await startTestCluster('web', {
     nodes: 2,
     devicesPerNode: 2,
     spares: 1,
-    heartbeatMs: 500,
+    intervalMs: 200,
   });
-  await until('every node to join', 60_000, async () =>
-    (await cp.store.listNodes()).filter((n) => n.state === 'ready').length === 3 ? true : null,
-  );
+  ({ cp } = cluster);
   const job = await api<Job>('POST', '/jobs', {
     name: 'web-e2e',
     command: [
@@ -133,9 +98,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   if (jobId !== undefined) await api('POST', `/jobs/${jobId}/cancel`).catch(() => undefined);
-  await stopEmbeddedAgents(agents, shmRoot);
-  await cp?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await cluster?.stop();
 });
 
 test('the login page refuses a bad token and signs in with a good one', async () => {
