@@ -5,17 +5,18 @@
  *
  *   node --import tsx bench/plan/validation.ts
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultCluster } from '../../src/hardware/index.ts';
 import { planJob, type Plan, type PlanRequest } from '../../src/plan/index.ts';
-import { getModel, loadModelFile } from '../../src/zoo/index.ts';
 import {
   korthikanti2022,
+  korthikantiRequest,
+  llama3Request,
   llama3Runs,
   megatron2021,
-  megatronModelFile,
+  megatronModel,
+  megatronRequest,
   publishedStepSeconds,
 } from '../../test/plan/published-runs.ts';
 
@@ -23,14 +24,8 @@ const dir = mkdtempSync(join(tmpdir(), 'cube-plan-validation-'));
 const rows: string[] = [];
 const errors: number[] = [];
 
-function gpt(run: Parameters<typeof megatronModelFile>[0]) {
-  const file = join(dir, `${run.name}.json`);
-  writeFileSync(file, JSON.stringify(megatronModelFile(run)));
-  return loadModelFile(file);
-}
-
 function best(request: PlanRequest): Plan {
-  const r = planJob({ ...request, skipScaling: true, top: 1 });
+  const r = planJob(request);
   const p = r.plans[0];
   if (p === undefined) throw new Error(r.reason ?? 'no plan');
   return p;
@@ -41,24 +36,7 @@ function layout(p: Plan): string {
 }
 
 for (const run of megatron2021) {
-  const p = best({
-    model: gpt(run),
-    cluster: defaultCluster({ accelerator: 'a100-80g', gpus: run.gpus }),
-    seqLen: 2048,
-    globalBatch: run.globalBatch,
-    software: 'megatron-2021',
-    pins: {
-      tp: run.tp,
-      pp: run.pp,
-      cp: 1,
-      ep: 1,
-      sp: false,
-      zero: 0,
-      recompute: 'full',
-      offload: 'none',
-      ...(run.microBatch === null ? {} : { microBatch: run.microBatch }),
-    },
-  });
+  const p = best(megatronRequest(run, megatronModel(run, dir)));
   const published = publishedStepSeconds(run);
   const error = p.stepTimeS / published - 1;
   errors.push(Math.abs(error));
@@ -67,24 +45,7 @@ for (const run of megatron2021) {
   );
 }
 for (const run of korthikanti2022) {
-  const p = best({
-    model: gpt(run),
-    cluster: defaultCluster({ accelerator: 'a100-80g', gpus: run.gpus }),
-    seqLen: run.seqLen,
-    globalBatch: run.globalBatch,
-    software: 'megatron-2021',
-    pins: {
-      tp: run.tp,
-      pp: run.pp,
-      cp: 1,
-      ep: 1,
-      sp: true,
-      zero: 0,
-      recompute: run.recompute ?? 'selective',
-      offload: 'none',
-      microBatch: 1,
-    },
-  });
+  const p = best(korthikantiRequest(run, megatronModel(run, dir)));
   const error = run.mfu / p.mfu - 1;
   errors.push(Math.abs(error));
   rows.push(
@@ -92,23 +53,7 @@ for (const run of korthikanti2022) {
   );
 }
 for (const run of llama3Runs) {
-  const p = best({
-    model: getModel('llama-3.1-405b'),
-    cluster: defaultCluster({ accelerator: 'h100-sxm', gpus: run.gpus }),
-    seqLen: run.seqLen,
-    globalBatch: run.globalBatch,
-    pins: {
-      tp: run.tp,
-      pp: run.pp,
-      cp: run.cp,
-      ep: 1,
-      sp: true,
-      zero: 1,
-      offload: 'none',
-      microBatch: 1,
-      ...(run.recompute === null ? {} : { recompute: run.recompute }),
-    },
-  });
+  const p = best(llama3Request(run));
   const error = run.mfu / p.mfu - 1;
   errors.push(Math.abs(error));
   rows.push(

@@ -1,3 +1,9 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { defaultCluster } from '../../src/hardware/index.ts';
+import type { PlanRequest } from '../../src/plan/index.ts';
+import { getModel, loadModelFile, type ModelArchitecture } from '../../src/zoo/index.ts';
+
 /**
  * Published training runs the planner is validated against. Each row cites its source; the
  * published step time is derived from what the paper reports, with the paper's own formula.
@@ -310,3 +316,84 @@ export const llama3Runs: readonly MfuRun[] = (
     },
   ] as const
 ).map((r) => ({ ...r, source: llama3 }));
+
+/** A Megatron GPT as the planner sees it: its model file written into `dir`, then loaded. */
+export function megatronModel(
+  run: Pick<MegatronRun, 'name' | 'heads' | 'hidden' | 'layers'>,
+  dir: string,
+): ModelArchitecture {
+  const file = join(dir, `gpt-${run.name}.json`);
+  writeFileSync(file, JSON.stringify(megatronModelFile(run)));
+  return loadModelFile(file);
+}
+
+/** Narayanan 2021 as run: every dimension pinned, full recomputation, no ZeRO. */
+export function megatronRequest(run: MegatronRun, model: ModelArchitecture): PlanRequest {
+  return {
+    model,
+    cluster: defaultCluster({ accelerator: 'a100-80g', gpus: run.gpus }),
+    seqLen: 2048,
+    globalBatch: run.globalBatch,
+    software: 'megatron-2021',
+    skipScaling: true,
+    top: 1,
+    pins: {
+      tp: run.tp,
+      pp: run.pp,
+      cp: 1,
+      ep: 1,
+      sp: false,
+      zero: 0,
+      recompute: 'full',
+      offload: 'none',
+      ...(run.microBatch === null ? {} : { microBatch: run.microBatch }),
+    },
+  };
+}
+
+/** Korthikanti 2022 as run: sequence parallelism, selective recomputation unless stated. */
+export function korthikantiRequest(run: KorthikantiRun, model: ModelArchitecture): PlanRequest {
+  return {
+    model,
+    cluster: defaultCluster({ accelerator: 'a100-80g', gpus: run.gpus }),
+    seqLen: run.seqLen,
+    globalBatch: run.globalBatch,
+    software: 'megatron-2021',
+    skipScaling: true,
+    top: 1,
+    pins: {
+      tp: run.tp,
+      pp: run.pp,
+      cp: 1,
+      ep: 1,
+      sp: true,
+      zero: 0,
+      recompute: run.recompute ?? 'selective',
+      offload: 'none',
+      microBatch: 1,
+    },
+  };
+}
+
+/** Llama 3 405B as run on H100s: the paper's tp/pp/cp, ZeRO-1, recomputation where stated. */
+export function llama3Request(run: MfuRun): PlanRequest {
+  return {
+    model: getModel('llama-3.1-405b'),
+    cluster: defaultCluster({ accelerator: 'h100-sxm', gpus: run.gpus }),
+    seqLen: run.seqLen,
+    globalBatch: run.globalBatch,
+    skipScaling: true,
+    top: 1,
+    pins: {
+      tp: run.tp,
+      pp: run.pp,
+      cp: run.cp,
+      ep: 1,
+      sp: true,
+      zero: 1,
+      ...(run.recompute === null ? {} : { recompute: run.recompute }),
+      offload: 'none',
+      microBatch: 1,
+    },
+  };
+}

@@ -1,16 +1,19 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { defaultCluster } from '../../src/hardware/index.ts';
 import { planJob, type Plan } from '../../src/plan/index.ts';
-import { getModel, loadModelFile, type ModelArchitecture } from '../../src/zoo/index.ts';
+import type { ModelArchitecture } from '../../src/zoo/index.ts';
 import {
   korthikanti2022,
+  korthikantiRequest,
+  llama3Request,
   llama3Runs,
   megatron2021,
-  megatronModelFile,
+  megatronModel,
+  megatronRequest,
   publishedStepSeconds,
   type MegatronRun,
 } from './published-runs.ts';
@@ -28,9 +31,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 function gptModel(
   run: Pick<MegatronRun, 'name' | 'heads' | 'hidden' | 'layers'>,
 ): ModelArchitecture {
-  const file = join(dir, `gpt-${run.name}.json`);
-  writeFileSync(file, JSON.stringify(megatronModelFile(run)));
-  return loadModelFile(file);
+  return megatronModel(run, dir);
 }
 
 function single(plans: readonly Plan[], reason: string | null): Plan {
@@ -49,26 +50,7 @@ function median(xs: readonly number[]): number {
 describe('Narayanan et al. 2021, Table 1 (step time, full recomputation)', () => {
   for (const run of megatron2021)
     test(`GPT ${run.name} on ${run.gpus} A100s is within 12% of the published step time`, () => {
-      const r = planJob({
-        model: gptModel(run),
-        cluster: defaultCluster({ accelerator: 'a100-80g', gpus: run.gpus }),
-        seqLen: 2048,
-        globalBatch: run.globalBatch,
-        software: 'megatron-2021',
-        skipScaling: true,
-        top: 1,
-        pins: {
-          tp: run.tp,
-          pp: run.pp,
-          cp: 1,
-          ep: 1,
-          sp: false,
-          zero: 0,
-          recompute: 'full',
-          offload: 'none',
-          ...(run.microBatch === null ? {} : { microBatch: run.microBatch }),
-        },
-      });
+      const r = planJob(megatronRequest(run, gptModel(run)));
       const p = r.plans[0];
       assert.ok(p !== undefined, r.reason ?? '');
       const error = p.stepTimeS / publishedStepSeconds(run) - 1;
@@ -80,26 +62,7 @@ describe('Narayanan et al. 2021, Table 1 (step time, full recomputation)', () =>
 describe('Korthikanti et al. 2022 (MFU, selective recomputation + sequence parallelism)', () => {
   for (const run of korthikanti2022)
     test(`GPT ${run.name} on ${run.gpus} A100s is within 8% of the published MFU`, () => {
-      const r = planJob({
-        model: gptModel(run),
-        cluster: defaultCluster({ accelerator: 'a100-80g', gpus: run.gpus }),
-        seqLen: run.seqLen,
-        globalBatch: run.globalBatch,
-        software: 'megatron-2021',
-        skipScaling: true,
-        pins: {
-          tp: run.tp,
-          pp: run.pp,
-          cp: 1,
-          ep: 1,
-          sp: true,
-          zero: 0,
-          recompute: run.recompute ?? 'selective',
-          offload: 'none',
-          microBatch: 1,
-        },
-        top: 1,
-      });
+      const r = planJob(korthikantiRequest(run, gptModel(run)));
       const p = r.plans[0];
       assert.ok(p !== undefined, r.reason ?? '');
       const error = run.mfu / p.mfu - 1;
@@ -112,25 +75,7 @@ describe('Llama 3 405B, Table 4 (MFU on H100)', () => {
   for (const run of llama3Runs) {
     const tolerance = run.seqLen > 8192 ? 0.25 : 0.1;
     test(`${run.name} is within ${tolerance * 100}% of the published MFU`, () => {
-      const r = planJob({
-        model: getModel('llama-3.1-405b'),
-        cluster: defaultCluster({ accelerator: 'h100-sxm', gpus: run.gpus }),
-        seqLen: run.seqLen,
-        globalBatch: run.globalBatch,
-        skipScaling: true,
-        pins: {
-          tp: run.tp,
-          pp: run.pp,
-          cp: run.cp,
-          ep: 1,
-          sp: true,
-          zero: 1,
-          ...(run.recompute === null ? {} : { recompute: run.recompute }),
-          offload: 'none',
-          microBatch: 1,
-        },
-        top: 1,
-      });
+      const r = planJob(llama3Request(run));
       const p = r.plans[0];
       assert.ok(p !== undefined, r.reason ?? '');
       const error = run.mfu / p.mfu - 1;
