@@ -28,6 +28,7 @@ from .progress import report_restored
 from .errors import CheckpointError, CheckpointWarning
 from .flatten import flatten_state, unflatten_state
 from .layout import LevelPaths, atomic_write, atomic_write_json, rank_name, remove_quiet, write_all
+from .priority import lower_thread_priority
 from .manifest import check_listed_files, make_manifest, make_record, read_record
 from .restore import Catalog, Shard, load_source
 from .retention import collect, drop_rank_step
@@ -345,6 +346,7 @@ class Checkpointer:
             self._worker.start()
 
     def _run(self) -> None:
+        lower_thread_priority(self.config.background_nice)
         while True:
             job = self._queue.get()
             try:

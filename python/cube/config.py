@@ -90,13 +90,16 @@ class Config:
     # How long a save waits for the other local ranks to complete the previous step before giving
     # that step up (so the slot holding the newest complete step is never overwritten).
     commit_timeout_s: float = 120.0
+    # The nice value of the background thread (copy-out, hash, record, L3 write), so that on a
+    # busy node it takes only CPU time training leaves idle. 0 keeps the training thread's priority.
+    background_nice: int = 10
 
 
 def load_config(**overrides: Any) -> Config:
     """Reads the environment contract of docs/checkpoint-format.md; keyword arguments win.
 
     Keywords: job, rank, world_size, local_rank, local_ranks, node, l1_dir, l3_dir, l3_every, keep,
-    socket, slots, layout, commit_timeout_s. Ranks on this node default to the contiguous block
+    socket, slots, layout, commit_timeout_s, background_nice. Ranks on this node default to the contiguous block
     `RANK - LOCAL_RANK .. + LOCAL_WORLD_SIZE` (torch's launch order); LOCAL_WORLD_SIZE defaults to
     WORLD_SIZE (one node).
     """
@@ -144,6 +147,13 @@ def load_config(**overrides: Any) -> Config:
     l3_every = int(o.get("l3_every", _env_int("CUBE_CKPT_L3_EVERY", 1, 1)))
     if l3_every < 1:
         raise CheckpointError("INVALID_VALUE", "l3_every must be at least 1", {"field": "l3_every"})
+    background_nice = int(o.get("background_nice", _env_int("CUBE_CKPT_NICE", 10)))
+    if not 0 <= background_nice <= 19:
+        raise CheckpointError(
+            "INVALID_VALUE",
+            f"background_nice {background_nice} must lie in 0..19",
+            {"field": "background_nice" if "background_nice" in o else "CUBE_CKPT_NICE"},
+        )
     return Config(
         job=job,
         rank=rank,
@@ -159,4 +169,5 @@ def load_config(**overrides: Any) -> Config:
         slots=slots,
         layout=dict(o.get("layout", {"tp": 1, "pp": 1, "dp": world})),
         commit_timeout_s=float(o.get("commit_timeout_s", 120.0)),
+        background_nice=background_nice,
     )

@@ -13,6 +13,7 @@ import threading
 import time
 import unittest
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import torch
@@ -21,6 +22,7 @@ import cube
 import cube.checkpointer as checkpointer_module
 from cube.config import load_config
 from cube.layout import LevelPaths
+from cube.priority import thread_nice
 from cube.retention import collect
 from helpers import PYTHON, LevelsTestCase, assert_state_equal, flip_byte, small_state, subprocess_env
 
@@ -90,6 +92,28 @@ class SaveLoadTest(LevelsTestCase):
             c.save(step, {"x": torch.tensor([step])})
         c.wait()
         self.assertEqual(LevelPaths(self.l3, "job").steps(), [4, 5])
+
+    def test_the_background_thread_runs_at_a_lower_priority_than_training(self) -> None:
+        if thread_nice() is None:
+            self.skipTest("per-thread nice values exist on Linux only")
+        seen: list[int | None] = []
+        real_finish = checkpointer_module.Checkpointer._finish
+
+        def finish(c: cube.Checkpointer, job: Any) -> None:
+            seen.append(thread_nice())
+            real_finish(c, job)
+
+        with mock.patch.object(checkpointer_module.Checkpointer, "_finish", finish):
+            for job, kw in (("default", {}), ("same", {"background_nice": 0})):
+                c = self.ckpt(job=job, **kw)
+                c.save(1, small_state(1))
+                c.wait()
+                self.assertEqual(c.errors(), [])
+        self.assertEqual(seen, [10, 0])
+        self.assertEqual(thread_nice(), 0, "the training thread keeps its priority")
+        with self.assertRaises(cube.CheckpointError) as cm:
+            self.ckpt(background_nice=20)
+        self.assertEqual(cm.exception.where["field"], "background_nice")
 
     def test_a_failed_l1_write_raises_from_wait(self) -> None:
         c = self.ckpt()
