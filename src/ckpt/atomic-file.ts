@@ -15,7 +15,17 @@ import {
 export type ByteSource =
   | { readonly kind: 'bytes'; readonly bytes: Uint8Array | string }
   | { readonly kind: 'file'; readonly path: string }
-  | { readonly kind: 'stream'; readonly stream: AsyncIterable<Uint8Array> };
+  | {
+      readonly kind: 'stream';
+      readonly stream: AsyncIterable<Uint8Array>;
+      /**
+       * Every chunk stays valid after the next is asked for (the producer never reuses a buffer,
+       * as a socket's reads): chunks are then gathered by reference and written together, with
+       * no copy. Otherwise a chunk need only stay valid until the one after next is asked for
+       * (a producer may refill two buffers in turn, never one).
+       */
+      readonly stable?: boolean;
+    };
 
 /** What a completed write produced. */
 export interface WrittenContent {
@@ -51,6 +61,9 @@ export function contentMismatchOf(error: unknown): ContentCheck | undefined {
 /** Reads of a source file, and the largest slice of a big buffer written at once. */
 const chunkBytes = 8 * 1024 * 1024;
 
+/** Pieces in one vectored write (Linux's IOV_MAX is 1024). */
+const maxPiecesPerWrite = 512;
+
 /** The temp name the format prescribes: `.<name>.tmp-<pid>-<random>`, hidden from readers. */
 export function tempNameFor(path: string): string {
   return join(
@@ -65,20 +78,22 @@ export function isHiddenName(name: string): boolean {
 }
 
 /**
- * Yields the bytes of a source in chunks of at most `chunkBytes`. A chunk stays valid until the
- * consumer asks for the one after next: files and streams are read into two buffers used in
- * turn, so the consumer may still be writing one chunk while the next is filled.
+ * Yields the bytes of a source as batches of pieces of about `chunkBytes` in all, each batch to
+ * be written at once. A batch stays valid until the consumer asks for the one after next: files
+ * and unstable streams are read or copied into two buffers used in turn, so the consumer may
+ * still be writing one batch while the next is filled; stable streams' chunks are gathered by
+ * reference.
  */
 export async function* sourceChunks(
   source: ByteSource,
   options: { readonly signal?: AbortSignal } = {},
-): AsyncGenerator<Uint8Array> {
+): AsyncGenerator<readonly Uint8Array[]> {
   switch (source.kind) {
     case 'bytes': {
       const bytes =
         typeof source.bytes === 'string' ? Buffer.from(source.bytes, 'utf8') : source.bytes;
       for (let at = 0; at < bytes.byteLength; at += chunkBytes)
-        yield bytes.subarray(at, Math.min(bytes.byteLength, at + chunkBytes));
+        yield [bytes.subarray(at, Math.min(bytes.byteLength, at + chunkBytes))];
       return;
     }
     case 'file': {
@@ -102,50 +117,102 @@ export async function* sourceChunks(
             throw storageError('read', source.path, cause);
           }
           if (read === 0) return;
-          yield buffer.subarray(0, read);
+          yield [buffer.subarray(0, read)];
         }
       } finally {
         await handle.close();
       }
     }
     case 'stream': {
-      // Socket chunks are small (64 KiB): gathered into large buffers, the file sees a few large
-      // writes instead of one thread-pool round trip per 64 KiB. Copied, never passed through:
-      // the producer may reuse its buffer as soon as it is asked for the next chunk.
-      const buffers = [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)];
-      let buffer = buffers[0] as Buffer;
-      let turn = 0;
-      let filled = 0;
-      for await (const chunk of source.stream) {
-        options.signal?.throwIfAborted();
-        let at = 0;
-        while (at < chunk.byteLength) {
-          const n = Math.min(chunkBytes - filled, chunk.byteLength - at);
-          buffer.set(chunk.subarray(at, at + n), filled);
-          filled += n;
-          at += n;
-          if (filled === chunkBytes) {
-            yield buffer;
-            turn ^= 1;
-            buffer = buffers[turn] as Buffer;
-            filled = 0;
+      if (source.stable === true) {
+        // Socket chunks are small (64 KiB): gathered by reference, the file sees one large
+        // vectored write per batch instead of one thread-pool round trip per 64 KiB.
+        let batch: Uint8Array[] = [];
+        let gathered = 0;
+        for await (const chunk of source.stream) {
+          options.signal?.throwIfAborted();
+          if (chunk.byteLength === 0) continue;
+          batch.push(chunk);
+          gathered += chunk.byteLength;
+          if (gathered >= chunkBytes || batch.length >= maxPiecesPerWrite) {
+            yield batch;
+            batch = [];
+            gathered = 0;
           }
         }
+        if (batch.length > 0) yield batch;
+        return;
       }
-      if (filled > 0) yield buffer.subarray(0, filled);
-      return;
+      // A producer of large chunks (a store's transient read refilling two buffers in turn) is
+      // passed through, one chunk per batch, which keeps its rule: the consumer is done with a
+      // chunk before the one after next is asked for. Decided by the first chunk, for the whole
+      // stream, since gathering after passing one through would break that rule. Small chunks
+      // (64 KiB socket reads) are copied into two large buffers used in turn: the file sees a
+      // few large writes instead of one thread-pool round trip per 64 KiB.
+      const it = source.stream[Symbol.asyncIterator]();
+      let finished = false;
+      const pull = async (): Promise<Uint8Array | null> => {
+        options.signal?.throwIfAborted();
+        const next = await it.next();
+        if (next.done === true) finished = true;
+        return next.done === true ? null : next.value;
+      };
+      try {
+        let chunk = await pull();
+        if (chunk === null) return;
+        if (chunk.byteLength >= chunkBytes / 2) {
+          for (; chunk !== null; chunk = await pull()) if (chunk.byteLength > 0) yield [chunk];
+          return;
+        }
+        const buffers = [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)];
+        let buffer = buffers[0] as Buffer;
+        let turn = 0;
+        let filled = 0;
+        for (; chunk !== null; chunk = await pull()) {
+          let at = 0;
+          while (at < chunk.byteLength) {
+            const n = Math.min(chunkBytes - filled, chunk.byteLength - at);
+            buffer.set(chunk.subarray(at, at + n), filled);
+            filled += n;
+            at += n;
+            if (filled === chunkBytes) {
+              yield [buffer];
+              turn ^= 1;
+              buffer = buffers[turn] as Buffer;
+              filled = 0;
+            }
+          }
+        }
+        if (filled > 0) yield [buffer.subarray(0, filled)];
+        return;
+      } finally {
+        // Stopped early (a failed write, an abort): the producer closes what it holds.
+        if (!finished) await it.return?.();
+      }
     }
     default:
       source satisfies never;
   }
 }
 
-/** Writes all of `chunk` (a write may be partial on some filesystems). */
-export async function writeAll(handle: FileHandle, chunk: Uint8Array): Promise<void> {
-  let at = 0;
-  while (at < chunk.byteLength) {
-    const { bytesWritten } = await handle.write(chunk, at, chunk.byteLength - at, null);
-    at += bytesWritten;
+/** Writes all of `pieces`, in order, with vectored writes (a write may be partial). */
+export async function writeAll(handle: FileHandle, pieces: readonly Uint8Array[]): Promise<void> {
+  let rest = pieces.filter((p) => p.byteLength > 0);
+  while (rest.length > 0) {
+    const first = rest[0] as Uint8Array;
+    const { bytesWritten } =
+      rest.length === 1
+        ? await handle.write(first, 0, first.byteLength, null)
+        : await handle.writev(rest);
+    // Drop what was written: whole pieces, then the head of a partly written one.
+    let left = bytesWritten;
+    let i = 0;
+    while (i < rest.length && left >= (rest[i] as Uint8Array).byteLength) {
+      left -= (rest[i] as Uint8Array).byteLength;
+      i += 1;
+    }
+    rest = rest.slice(i);
+    if (left > 0 && rest.length > 0) rest[0] = (rest[0] as Uint8Array).subarray(left);
   }
 }
 
@@ -188,7 +255,7 @@ export async function writeFileAtomic(
     }
     const hasher = createXxh3Hasher();
     const file = handle;
-    // One write in flight while the next chunk is read and hashed (sourceChunks keeps a chunk
+    // One write in flight while the next batch is read and hashed (sourceChunks keeps a batch
     // valid until the one after next is asked for).
     let writing: Promise<void> | null = null;
     const settle = async (): Promise<void> => {
@@ -201,11 +268,11 @@ export async function writeFileAtomic(
       }
     };
     try {
-      for await (const chunk of sourceChunks(source, options)) {
+      for await (const batch of sourceChunks(source, options)) {
         options.signal?.throwIfAborted();
-        hasher.update(chunk);
+        for (const piece of batch) hasher.update(piece);
         await settle();
-        writing = writeAll(file, chunk);
+        writing = writeAll(file, batch);
         // Awaited by the next settle(); until then a failure must not count as unhandled.
         writing.catch(() => undefined);
       }

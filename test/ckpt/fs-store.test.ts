@@ -168,3 +168,76 @@ describe('FsDurableStore streaming', () => {
     assert.ok(Buffer.concat(back).equals(expected), 'the stored bytes are the produced bytes');
   });
 });
+
+describe('FsDurableStore streaming without copies', () => {
+  const eightMiB = 8 * 1024 * 1024;
+
+  test('large chunks from a producer refilling two buffers in turn are stored exactly', async () => {
+    // A transient read's pattern: each chunk is valid until the one after next is asked for.
+    // Such chunks are written as they come (no copy), one write in flight.
+    const store = new FsDurableStore(join(dir, 'two-buffers'));
+    const sizes = [eightMiB, eightMiB, eightMiB, 5 * 1024 * 1024 + 3];
+    const expected = Buffer.concat(sizes.map((n, i) => Buffer.alloc(n, i + 1)));
+    async function* twoBuffers(): AsyncGenerator<Uint8Array> {
+      const buffers = [Buffer.alloc(eightMiB), Buffer.alloc(eightMiB)];
+      for (const [i, n] of sizes.entries()) {
+        const buffer = buffers[i % 2] as Buffer;
+        buffer.fill(i + 1, 0, n);
+        yield await Promise.resolve(buffer.subarray(0, n));
+      }
+    }
+    const written = await store.put('job/big.bin', { kind: 'stream', stream: twoBuffers() });
+    assert.deepEqual(written, { bytes: expected.length, xxh3: xxh3Hex(expected) });
+    const back: Buffer[] = [];
+    for await (const chunk of await store.get('job/big.bin')) back.push(Buffer.from(chunk));
+    assert.ok(Buffer.concat(back).equals(expected), 'the stored bytes are the produced bytes');
+  });
+
+  test('a stable stream of small pieces is gathered into vectored writes and stored exactly', async () => {
+    // A socket's pieces: fresh buffers of any size (empty ones too), more than one vectored
+    // write can take at once.
+    const store = new FsDurableStore(join(dir, 'gathered'));
+    const pieces = Array.from({ length: 1500 }, (_, i) =>
+      Buffer.alloc(i % 97 === 0 ? 0 : 1 + ((i * 7919) % 65_536), i % 251),
+    );
+    const expected = Buffer.concat(pieces);
+    async function* fresh(): AsyncGenerator<Uint8Array> {
+      for (const piece of pieces) yield await Promise.resolve(Buffer.from(piece));
+    }
+    const written = await store.put('job/gathered.bin', {
+      kind: 'stream',
+      stream: fresh(),
+      stable: true,
+    });
+    assert.deepEqual(written, { bytes: expected.length, xxh3: xxh3Hex(expected) });
+    const back: Buffer[] = [];
+    for await (const chunk of await store.get('job/gathered.bin')) back.push(Buffer.from(chunk));
+    assert.ok(Buffer.concat(back).equals(expected), 'the stored bytes are the produced bytes');
+  });
+
+  test('a put stopped half way closes its producer and leaves nothing behind', async () => {
+    const store = new FsDurableStore(join(dir, 'stopped'));
+    const abort = new AbortController();
+    let closed = false;
+    async function* producer(): AsyncGenerator<Uint8Array> {
+      try {
+        for (let i = 0; i < 8; i += 1) {
+          if (i === 2) abort.abort(new Error('stopped by the test'));
+          yield await Promise.resolve(Buffer.alloc(eightMiB, i));
+        }
+      } finally {
+        closed = true;
+      }
+    }
+    await assert.rejects(
+      store.put(
+        'job/stopped.bin',
+        { kind: 'stream', stream: producer() },
+        { signal: abort.signal },
+      ),
+    );
+    assert.ok(closed, 'the producer was closed');
+    assert.equal(await store.head('job/stopped.bin'), null);
+    assert.deepEqual(readdirSync(join(dir, 'stopped', 'job')), [], 'no temp file is left');
+  });
+});

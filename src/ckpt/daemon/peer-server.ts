@@ -160,7 +160,8 @@ export class PeerServer {
     // `expected` makes the store discard (never rename into place) content that differs.
     await store.put(
       fileKey(record.job, file),
-      { kind: 'stream', stream: payload },
+      // A socket's pieces are fresh buffers: written by reference, without a copy.
+      { kind: 'stream', stream: payload, stable: true },
       { expected: { bytes: record.bytes, xxh3: record.xxh3 } },
     );
     await putRecord(store, { ...record, file });
