@@ -6,5 +6,8 @@ export * from './devices/index.ts';
 export * from './probes/index.ts';
 export * from './protocol.ts';
 export { rankEnv } from './rank-env.ts';
+export { CheckpointDaemonProcess } from './daemon-process.ts';
+export type { CheckpointDaemonProcessOptions } from './daemon-process.ts';
+export * from './daemon-ipc.ts';
 export type { RankEnvContext } from './rank-env.ts';
 export { controlUrl } from './control-client.ts';

@@ -1,8 +1,7 @@
 import { rm } from 'node:fs/promises';
-import type { FastifyInstance } from 'fastify';
+import { fastify, type FastifyInstance } from 'fastify';
 import type { z } from 'zod';
 import { CubeError, formatIssuePath } from '../core/index.ts';
-import { buildLocalApi, type CheckpointDaemon } from '../ckpt/daemon/index.ts';
 import {
   progressReportSchema,
   restoredReportSchema,
@@ -19,24 +18,39 @@ export interface RankReports {
   readonly restored: (report: RestoredReport) => boolean;
 }
 
-/**
- * The agent's Unix socket: the checkpoint daemon's local API (docs/checkpoint-format.md) plus
- * `POST /v1/progress {jobId, rank, step, loss, tokensPerS}` (`cube.report_progress`) and
- * `POST /v1/restored {jobId, rank, step, level}` (`cube.report_restored`), answered 204, or
- * 404 when no such rank runs on this node.
- */
-export async function startLocalSocket(
-  daemon: CheckpointDaemon,
-  socketPath: string,
-  reports: RankReports,
-): Promise<FastifyInstance> {
+/** Fails with a clear error when `socketPath` (the agent's or the daemon's) is too long for Linux. */
+export function checkSocketPath(socketPath: string, what: string): void {
   if (Buffer.byteLength(socketPath) > maxSocketPathBytes)
     throw new CubeError(
       'INVALID_VALUE',
-      `the agent socket path ${socketPath} is longer than ${maxSocketPathBytes} bytes`,
+      `the ${what} socket path ${socketPath} is longer than ${maxSocketPathBytes} bytes`,
       { where: { field: '--data-dir' }, hint: 'use a shorter --data-dir' },
     );
-  const app = buildLocalApi(daemon);
+}
+
+/**
+ * The agent's Unix socket (`CUBE_AGENT_SOCKET`): `POST /v1/progress {jobId, rank, step, loss,
+ * tokensPerS}` (`cube.report_progress`) and `POST /v1/restored {jobId, rank, step, level}`
+ * (`cube.report_restored`), answered 204, or 404 when no such rank runs on this node. The
+ * checkpoint daemon's local API is on the daemon's own socket (`CUBE_CKPT_SOCKET`).
+ */
+export async function startLocalSocket(
+  socketPath: string,
+  reports: RankReports,
+): Promise<FastifyInstance> {
+  checkSocketPath(socketPath, 'agent');
+  const app = fastify({ logger: false });
+  app.setErrorHandler((error, _request, reply) => {
+    const status = (error as { statusCode?: number }).statusCode;
+    const e =
+      error instanceof CubeError
+        ? error
+        : new CubeError(
+            status !== undefined && status < 500 ? 'INVALID_VALUE' : 'INTERNAL',
+            error instanceof Error ? error.message : String(error),
+          );
+    void reply.status(e.httpStatus).send({ error: e.toJSON() });
+  });
   const route = <S extends z.ZodType<{ jobId: string; rank: number }>>(
     path: string,
     schema: S,

@@ -6,14 +6,14 @@ import type { FastifyInstance } from 'fastify';
 import { destination, pino } from 'pino';
 import { z } from 'zod';
 import { CubeError } from '../core/index.ts';
-import { CheckpointDaemon } from '../ckpt/daemon/index.ts';
 import { LocalBackend, type ExecutionBackend } from '../backends/index.ts';
 import type { AgentLog } from './agent-log.ts';
 import { controlUrl, isAuthFailure, isRetryable, postJson, type Reply } from './control-client.ts';
 import { loadCredential, removeCredential, saveCredential } from './credential.ts';
+import { CheckpointDaemonProcess } from './daemon-process.ts';
 import type { Device, DevicePlugin } from './devices/device-plugin.ts';
 import { LogForwarder } from './log-forwarder.ts';
-import { startLocalSocket } from './local-socket.ts';
+import { checkSocketPath, startLocalSocket } from './local-socket.ts';
 import { reapOrphans } from './orphans.ts';
 import { Outbox } from './outbox.ts';
 import { commandProbe } from './probes/command-probe.ts';
@@ -46,13 +46,18 @@ export interface NodeAgentOptions {
   readonly name: string;
   readonly labels?: Readonly<Record<string, string>>;
   readonly role?: 'worker' | 'spare';
-  /** Holds `credential.json`, `ranks.json`, `agent.sock`, `logs/`, `l2/` (and `l3/`, the default L3 root). */
+  /** Holds `credential.json`, `ranks.json`, `agent.sock`, `ckpt.sock`, `logs/`, `l2/` (and `l3/`, the default L3 root). */
   readonly dataDir: string;
   /** The L1 level root (tmpfs); default `/dev/shm/cube-<name>`, or `<dataDir>/l1` without /dev/shm. */
   readonly l1Root?: string;
   readonly devices: DevicePlugin;
   /** The checkpoint daemon's peer listener (default 127.0.0.1, any port). */
   readonly ckptListen?: { readonly host: string; readonly port: number };
+  /**
+   * The checkpoint daemon's niceness, 0..19 (default 10): it runs as a child process under
+   * `nice` so its CPU work (L2 replication, L3 copies, fsyncs) yields to the training ranks.
+   */
+  readonly ckptNice?: number;
   /** Heartbeat interval; default: what the control plane answers at join (else 1000 ms). */
   readonly heartbeatMs?: number;
   /** How often devices and probes are checked (default 5000 ms). */
@@ -83,6 +88,10 @@ export interface NodeAgentSnapshot {
   readonly nodeId: string | null;
   readonly name: string;
   readonly socketPath: string;
+  /** The checkpoint daemon's local API socket (the ranks' `CUBE_CKPT_SOCKET`). */
+  readonly ckptSocketPath: string;
+  /** The checkpoint daemon child's process id (null while none runs). */
+  readonly ckptPid: number | null;
   readonly l1Root: string;
   readonly peer: { readonly host: string; readonly port: number } | null;
   readonly devices: readonly Device[];
@@ -102,9 +111,10 @@ const wildcardHosts = new Set(['0.0.0.0', '::', '']);
 /**
  * The node agent: joins the control plane, heartbeats the node's devices, health and ranks,
  * carries out the commands in the replies (launch, kill, fault), pushes rank exits, progress,
- * checkpoint commits and probe failures as events and rank output as log chunks, and hosts the
- * node's checkpoint daemon on the Unix socket the ranks use. When the control plane is
- * unreachable, ranks keep running and everything is retried with backoff.
+ * checkpoint commits and probe failures as events and rank output as log chunks, and supervises
+ * the node's checkpoint daemon, a child process at a lower CPU priority with its own Unix socket
+ * (restarted if it dies). When the control plane is unreachable, ranks keep running and
+ * everything is retried with backoff.
  */
 export class NodeAgent {
   readonly #options: NodeAgentOptions;
@@ -112,11 +122,12 @@ export class NodeAgent {
   readonly #url: string;
   readonly #l1Root: string;
   readonly #socketPath: string;
+  readonly #ckptSocketPath: string;
   readonly #credentialPath: string;
   readonly #recordsPath: string;
   readonly #killGraceMs: number;
   readonly #backend: ExecutionBackend;
-  readonly #daemon: CheckpointDaemon;
+  readonly #daemon: CheckpointDaemonProcess;
   readonly #supervisor: RankSupervisor;
   readonly #events: Outbox<AgentEvent>;
   readonly #logs: Outbox<LogChunk>;
@@ -145,20 +156,30 @@ export class NodeAgent {
     this.#url = controlUrl(options.server);
     this.#l1Root = options.l1Root ?? defaultL1Root(options.name, options.dataDir);
     this.#socketPath = options.socketPath ?? join(options.dataDir, 'agent.sock');
+    this.#ckptSocketPath = join(options.dataDir, 'ckpt.sock');
     this.#credentialPath = join(options.dataDir, 'credential.json');
     this.#recordsPath = join(options.dataDir, 'ranks.json');
     this.#killGraceMs = options.killGraceMs ?? 5000;
     this.#heartbeatMs = options.heartbeatMs ?? 1000;
     this.#backend = options.backend ?? new LocalBackend();
     this.#done = new Promise((resolve) => (this.#resolveDone = resolve));
-    this.#daemon = new CheckpointDaemon({
+    this.#daemon = new CheckpointDaemonProcess({
       node: options.name,
       l1Root: this.#l1Root,
       l2Root: join(options.dataDir, 'l2'),
+      socketPath: this.#ckptSocketPath,
       listen: options.ckptListen ?? { host: '127.0.0.1', port: 0 },
+      nice: options.ckptNice ?? 10,
+      stopGraceMs: this.#killGraceMs,
       log: this.#log,
       onCommit: ({ job, level, step }) =>
         this.#events.push({ kind: 'checkpoint-committed', jobId: job, level, step }),
+      // A restarted daemon that could not have its old port back: join again to announce it.
+      onAddressChange: (peer) => {
+        if (this.#state !== 'running') return;
+        this.#log.warn({ peer }, 'the checkpoint daemon listens on a new port; re-joining');
+        void this.#rejoin();
+      },
     });
     const backoff = { initialMs: 200, maxMs: Math.max(5000, this.#heartbeatMs) };
     this.#events = new Outbox<AgentEvent>({
@@ -190,6 +211,7 @@ export class NodeAgent {
         l1Root: this.#l1Root,
         defaultL3Root: join(options.dataDir, 'l3'),
         socketPath: this.#socketPath,
+        ckptSocketPath: this.#ckptSocketPath,
         baseEnv: options.env ?? process.env,
       },
       logsDir: join(options.dataDir, 'logs'),
@@ -225,9 +247,14 @@ export class NodeAgent {
     return this.#nodeId;
   }
 
-  /** The Unix socket ranks reach the agent and the checkpoint daemon on. */
+  /** The Unix socket ranks report progress and restores to the agent on (`CUBE_AGENT_SOCKET`). */
   get socketPath(): string {
     return this.#socketPath;
+  }
+
+  /** The checkpoint daemon's local API socket (`CUBE_CKPT_SOCKET`). */
+  get ckptSocketPath(): string {
+    return this.#ckptSocketPath;
   }
 
   /** Resolves when the agent has stopped, with why. */
@@ -236,18 +263,15 @@ export class NodeAgent {
   }
 
   snapshot(): NodeAgentSnapshot {
-    let peer: { host: string; port: number } | null = null;
-    try {
-      peer = this.#daemon.address;
-    } catch {
-      // not started
-    }
+    const peer = this.#daemon.address;
     return {
       nodeId: this.#nodeId,
       name: this.#options.name,
       socketPath: this.#socketPath,
+      ckptSocketPath: this.#ckptSocketPath,
+      ckptPid: this.#daemon.pid,
       l1Root: this.#l1Root,
-      peer,
+      peer: peer === null ? null : { host: peer.host, port: peer.port },
       devices: this.#devices,
       probes: this.#probeResults,
       ranks: this.#supervisor.reports(),
@@ -280,8 +304,10 @@ export class NodeAgent {
           signal: 'SIGKILL',
         });
       }
+      checkSocketPath(this.#socketPath, 'agent');
+      checkSocketPath(this.#ckptSocketPath, 'checkpoint daemon');
       await this.#daemon.start();
-      this.#socket = await startLocalSocket(this.#daemon, this.#socketPath, {
+      this.#socket = await startLocalSocket(this.#socketPath, {
         progress: (report) => this.#supervisor.progress(report),
         restored: (report) => this.#supervisor.restored(report),
       });
@@ -336,6 +362,7 @@ export class NodeAgent {
     await this.#daemon.stop().catch(() => undefined);
     await this.#backend.close().catch(() => undefined);
     await rm(this.#socketPath, { force: true });
+    await rm(this.#ckptSocketPath, { force: true });
   }
 
   /** A simulated node loss: every rank SIGKILLed, nothing reported, the agent gone. */
@@ -349,7 +376,8 @@ export class NodeAgent {
     this.#stop.abort();
     this.#events.close();
     this.#logs.close();
-    await this.#supervisor.crash();
+    // The daemon is lost with the node, unflushed work and all.
+    await Promise.all([this.#supervisor.crash(), this.#daemon.kill()]);
     await Promise.allSettled(this.#loops);
     await this.#teardown();
     this.#state = 'stopped';
@@ -365,6 +393,9 @@ export class NodeAgent {
     for (let failures = 0; ;) {
       if (signal.aborted)
         throw new CubeError('INFEASIBLE', `the agent stopped before joining ${this.#url}`);
+      // Read at each try: a restarted daemon may listen on another port.
+      const peer = this.#daemon.address;
+      if (peer === null) throw new CubeError('INTERNAL', 'joining before the daemon started');
       const body: JoinRequest = {
         joinToken: this.#options.joinToken,
         name: this.#options.name,
@@ -372,10 +403,8 @@ export class NodeAgent {
         devices: this.#devices.map(deviceInfo),
         hostMemoryBytes: totalmem(),
         ...(this.#options.role === undefined ? {} : { role: this.#options.role }),
-        ckpt: { peerPort: this.#daemon.address.port },
-        ...(wildcardHosts.has(this.#daemon.address.host)
-          ? {}
-          : { host: this.#daemon.address.host }),
+        ckpt: { peerPort: peer.port },
+        ...(wildcardHosts.has(peer.host) ? {} : { host: peer.host }),
         ...(known === null ? {} : { credential: known.credential }),
       };
       const reply = await postJson(`${this.#url}/agents/join`, body, joinResponseSchema, {
@@ -576,9 +605,12 @@ export class NodeAgent {
   #configureCheckpoints(command: LaunchCommand): void {
     const l3Path = command.checkpoint.l3Path ?? join(this.#options.dataDir, 'l3');
     this.#l3Path = l3Path;
-    this.#daemon.setL3Root(command.jobId, l3Path);
-    this.#daemon.setReplicaPeer(command.checkpoint.replicaPeer);
-    this.#daemon.setPeers(command.checkpoint.peers);
+    this.#daemon.configure({
+      jobId: command.jobId,
+      l3Root: l3Path,
+      replicaPeer: command.checkpoint.replicaPeer,
+      peers: command.checkpoint.peers,
+    });
   }
 
   async #fault(command: FaultCommand): Promise<void> {

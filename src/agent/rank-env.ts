@@ -8,8 +8,10 @@ export interface RankEnvContext {
   readonly l1Root: string;
   /** The L3 level root when the command names none. */
   readonly defaultL3Root: string;
-  /** The agent's Unix socket: checkpoint daemon API and progress (`CUBE_CKPT_SOCKET`, `CUBE_AGENT_SOCKET`). */
+  /** The agent's Unix socket: progress and restore reports (`CUBE_AGENT_SOCKET`). */
   readonly socketPath: string;
+  /** The checkpoint daemon's local API socket (`CUBE_CKPT_SOCKET`). */
+  readonly ckptSocketPath: string;
   /** Inherited variables (the agent's own environment); inherited `CUBE_*` ones are dropped. */
   readonly baseEnv: Readonly<Record<string, string | undefined>>;
 }
@@ -48,7 +50,7 @@ export function rankEnv(
     CUBE_CKPT_L1: context.l1Root,
     CUBE_CKPT_L3: ckpt.l3Path ?? context.defaultL3Root,
     CUBE_CKPT_L3_EVERY: String(ckpt.l3Every),
-    CUBE_CKPT_SOCKET: context.socketPath,
+    CUBE_CKPT_SOCKET: context.ckptSocketPath,
     CUBE_AGENT_SOCKET: context.socketPath,
     ...(keep === '' ? {} : { CUBE_CKPT_KEEP: keep }),
     ...(ckpt.everySteps == null ? {} : { CUBE_CKPT_EVERY: String(ckpt.everySteps) }),

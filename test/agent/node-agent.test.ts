@@ -178,7 +178,7 @@ test('ranks get torch’s and Cube’s environment contract', async (t) => {
     CUBE_CKPT_L3_EVERY: '1',
     CUBE_CKPT_KEEP: 'L1=2,L3=3',
     CUBE_CKPT_EVERY: '2',
-    CUBE_CKPT_SOCKET: agent.socketPath,
+    CUBE_CKPT_SOCKET: agent.ckptSocketPath,
     CUBE_AGENT_SOCKET: agent.socketPath,
     OMP_NUM_THREADS: '1',
     MY_VAR: 'x',

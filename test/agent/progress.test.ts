@@ -47,15 +47,19 @@ test('report_progress does nothing without CUBE_AGENT_SOCKET and never raises wh
   );
 });
 
-test('the agent socket takes progress and restore reports for its ranks and refuses unknown ones, next to the daemon API', async (t) => {
+test('the agent socket takes progress and restore reports for its ranks and refuses unknown ones; the daemon API has its own socket', async (t) => {
   const cp = await FakeControlPlane.start();
   defer(t, () => cp.close());
   const agent = await startAgent(t, cp, tempDirs(t));
-  const post = (path: string, body?: unknown): Promise<{ status: number; text: string }> =>
+  const post = (
+    path: string,
+    body?: unknown,
+    socketPath = agent.socketPath,
+  ): Promise<{ status: number; text: string }> =>
     new Promise((resolve, reject) => {
       const req = request(
         {
-          socketPath: agent.socketPath,
+          socketPath,
           path,
           method: body === undefined ? 'GET' : 'POST',
           headers: { 'content-type': 'application/json' },
@@ -80,7 +84,8 @@ test('the agent socket takes progress and restore reports for its ranks and refu
   assert.match(unknown.text, /UNKNOWN_ID/);
   const bad = await post('/v1/progress', { jobId: 'j-x', rank: -1, step: 1 });
   assert.equal(bad.status, 400);
-  const status = await post('/v1/status');
+  assert.equal((await post('/v1/status')).status, 404, 'the agent socket has no daemon API');
+  const status = await post('/v1/status', undefined, agent.ckptSocketPath);
   assert.equal(status.status, 200);
   assert.equal((JSON.parse(status.text) as { node: string }).node, 'node-a');
   // A report from a real rank goes through the Python client.

@@ -33,6 +33,16 @@ function parseListen(value: string): { host: string; port: number } {
   return { host: match[1] ?? '', port: Number(match[2]) };
 }
 
+function parseNice(value: string): number {
+  const n = /^\d{1,2}$/.test(value.trim()) ? Number(value) : NaN;
+  if (!Number.isInteger(n) || n < 0 || n > 19)
+    throw new CubeError('BAD_FLAG', `--ckpt-nice must be an integer from 0 to 19, got "${value}"`, {
+      where: { field: '--ckpt-nice' },
+      hint: "0 keeps the agent's priority; 19 is the lowest",
+    });
+  return n;
+}
+
 function parseRole(value: string): 'worker' | 'spare' {
   if (value !== 'worker' && value !== 'spare')
     throw new CubeError('BAD_FLAG', `--role must be worker or spare, got "${value}"`, {
@@ -65,6 +75,7 @@ interface AgentFlags {
   dataDir?: string;
   l1?: string;
   ckptListen: { host: string; port: number };
+  ckptNice: number;
   heartbeatMs?: number;
   probeCommand?: string;
   probeIntervalMs?: number;
@@ -74,7 +85,7 @@ interface AgentFlags {
 
 /**
  * `cube agent`: this node's agent, until SIGTERM or SIGINT (which stop its ranks first). Prints
- * one JSON line `{joined: true, nodeId, name, socket, peer}` once it has joined.
+ * one JSON line `{joined: true, nodeId, name, socket, ckptSocket, peer}` once it has joined.
  */
 export function registerAgentCommand(program: Command, output: CliOutput): void {
   program
@@ -95,6 +106,12 @@ export function registerAgentCommand(program: Command, output: CliOutput): void 
       host: '127.0.0.1',
       port: 0,
     })
+    .option(
+      '--ckpt-nice <n>',
+      "the checkpoint daemon's niceness, 0..19: its background I/O yields CPU to the ranks",
+      parseNice,
+      10,
+    )
     .option(
       '--heartbeat-ms <ms>',
       'heartbeat interval (default: as the control plane says)',
@@ -128,6 +145,7 @@ export function registerAgentCommand(program: Command, output: CliOutput): void 
         dataDir,
         devices,
         ckptListen: flags.ckptListen,
+        ckptNice: flags.ckptNice,
         ...(flags.labels === undefined ? {} : { labels: flags.labels }),
         ...(flags.role === undefined ? {} : { role: flags.role }),
         ...(flags.l1 === undefined ? {} : { l1Root: flags.l1 }),
@@ -156,6 +174,7 @@ export function registerAgentCommand(program: Command, output: CliOutput): void 
             nodeId: s.nodeId,
             name: s.name,
             socket: s.socketPath,
+            ckptSocket: s.ckptSocketPath,
             peer: s.peer,
           }),
         );

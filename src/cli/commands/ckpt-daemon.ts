@@ -1,8 +1,16 @@
 import { hostname } from 'node:os';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { pino } from 'pino';
 import { CubeError } from '../../core/index.ts';
-import { CheckpointDaemon, startLocalApi, type PeerAddress } from '../../ckpt/daemon/index.ts';
+import {
+  CheckpointDaemon,
+  startLocalApi,
+  type DaemonLog,
+  type PeerAddress,
+  type Registration,
+} from '../../ckpt/daemon/index.ts';
 import { levels, type Level } from '../../ckpt/index.ts';
+import { ipcIssue, toDaemonSchema, type FromDaemon, type ToDaemon } from '../../agent/index.ts';
 import type { CliOutput } from '../output.ts';
 
 function parsePeer(flag: string): (value: string, previous?: PeerAddress[]) => PeerAddress[] {
@@ -63,6 +71,59 @@ interface DaemonFlags {
   l3Every?: number;
   keep?: Partial<Record<Level, number>>;
   leaseTimeoutS?: number;
+  ipc?: boolean;
+}
+
+/** A daemon that tells its supervisor about each rank registration (to replay after a restart). */
+class SupervisedDaemon extends CheckpointDaemon {
+  onRegister: ((job: string, rank: number, registration: Registration) => void) | null = null;
+
+  override register(job: string, rank: number, registration: Registration): void {
+    super.register(job, rank, registration);
+    this.onRegister?.(job, rank, registration);
+  }
+}
+
+/** Sends to the parent over the IPC channel; a closed channel drops the message (we exit soon). */
+function sendToParent(message: FromDaemon): void {
+  if (process.send === undefined || !process.connected) return;
+  process.send(message, undefined, {}, () => undefined);
+}
+
+/** Carries out one message from the supervising agent; a bad one is logged and ignored. */
+function obey(daemon: CheckpointDaemon, log: DaemonLog, raw: unknown): void {
+  const parsed = toDaemonSchema.safeParse(raw);
+  if (!parsed.success) {
+    log.warn(
+      { message: JSON.stringify(raw)?.slice(0, 200), why: ipcIssue(toDaemonSchema, raw) },
+      'ignoring a message from the agent this daemon does not understand',
+    );
+    return;
+  }
+  const message: ToDaemon = parsed.data;
+  try {
+    switch (message.kind) {
+      case 'configure':
+        daemon.setL3Root(message.jobId, message.l3Root);
+        daemon.setReplicaPeer(message.replicaPeer);
+        daemon.setPeers(message.peers);
+        break;
+      case 'register': {
+        const { worldSize, localRanks, l3Every, keep } = message.registration;
+        daemon.register(message.jobId, message.rank, {
+          worldSize,
+          localRanks,
+          ...(l3Every === undefined ? {} : { l3Every }),
+          ...(keep === undefined ? {} : { keep }),
+        });
+        break;
+      }
+      default:
+        message satisfies never;
+    }
+  } catch (error) {
+    log.warn({ kind: message.kind, err: String(error) }, 'a message from the agent failed');
+  }
 }
 
 /** `cube ckpt daemon`: the node's checkpoint daemon, until SIGTERM or SIGINT. */
@@ -98,14 +159,30 @@ export function registerCkptDaemonCommand(ckpt: Command, output: CliOutput): voi
       'how long a slot reuse waits for replication',
       positiveNumber('--lease-timeout-s'),
     )
+    .addOption(
+      new Option(
+        '--ipc',
+        'supervised by cube agent over a Node IPC channel: ready/commit messages out, configuration in; exits when the channel closes',
+      ).hideHelp(),
+    )
     .action(async (flags: DaemonFlags) => {
+      if (flags.ipc === true && process.send === undefined)
+        throw new CubeError(
+          'BAD_FLAG',
+          '--ipc needs a Node IPC channel to its parent; only cube agent starts the daemon this way',
+          { where: { field: '--ipc' } },
+        );
       if ((flags.replicaPeer?.length ?? 0) > 1)
         throw new CubeError('BAD_FLAG', '--replica-peer may be given once', {
           where: { field: '--replica-peer' },
         });
       const replicaPeer = flags.replicaPeer?.[0];
-      const daemon = new CheckpointDaemon({
+      const ipc = flags.ipc === true;
+      const log: DaemonLog = pino({ name: 'cube-ckpt-daemon', level: 'info' });
+      const daemon = new SupervisedDaemon({
         node: flags.node,
+        log,
+        ...(ipc ? { onCommit: (c) => sendToParent({ kind: 'committed', ...c }) } : {}),
         l1Root: flags.l1,
         l2Root: flags.l2,
         ...(flags.l3 === undefined ? {} : { l3Root: flags.l3 }),
@@ -121,21 +198,42 @@ export function registerCkptDaemonCommand(ckpt: Command, output: CliOutput): voi
           ? {}
           : { leaseTimeoutMs: flags.leaseTimeoutS * 1000 }),
       });
-      await daemon.start();
-      const api = await startLocalApi(daemon, flags.socket);
-      output.out(
-        JSON.stringify({
-          ready: true,
-          node: flags.node,
-          peer: daemon.address,
-          socket: flags.socket,
-        }),
-      );
-      await new Promise<void>((resolve) => {
-        process.once('SIGTERM', resolve);
-        process.once('SIGINT', resolve);
-      });
-      await api.close();
-      await daemon.stop();
+      const onMessage = (raw: unknown): void => obey(daemon, log, raw);
+      if (ipc) {
+        daemon.onRegister = (jobId, rank, registration) =>
+          sendToParent({ kind: 'registered', jobId, rank, registration });
+        process.on('message', onMessage);
+      }
+      try {
+        await daemon.start();
+        const api = await startLocalApi(daemon, flags.socket).catch(async (error: unknown) => {
+          await daemon.stop();
+          throw error;
+        });
+        output.out(
+          JSON.stringify({
+            ready: true,
+            node: flags.node,
+            peer: daemon.address,
+            socket: flags.socket,
+          }),
+        );
+        if (ipc) sendToParent({ kind: 'ready', peer: daemon.address, socket: flags.socket });
+        await new Promise<void>((resolve) => {
+          process.once('SIGTERM', resolve);
+          process.once('SIGINT', resolve);
+          // The agent is gone (even SIGKILLed): a daemon never outlives its supervisor.
+          if (ipc) {
+            if (!process.connected) resolve();
+            process.once('disconnect', resolve);
+          }
+        });
+        await api.close();
+        await daemon.stop();
+      } finally {
+        process.off('message', onMessage);
+        // An open IPC channel would keep this process alive (after a failed start too).
+        if (ipc && process.connected) process.disconnect();
+      }
     });
 }
