@@ -309,7 +309,7 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
             `  steps lost      ${report.stepsLost ?? '-'} (killed at step ${report.killedAtStep}, resumed from ${report.restoredStep ?? '-'})`,
             report.replayedSteps === 0
               ? '  replayed steps  none to compare (training resumed at the step the fault hit)'
-              : `  replayed steps  ${report.replayedSteps} rank-steps redone; losses ${report.replayedIdentical ? 'identical bit for bit to the run before the fault' : 'DIFFER from the run before the fault'}`,
+              : `  replayed steps  ${report.replayedSteps} rank-step loss${report.replayedSteps === 1 ? '' : 'es'} logged both before the fault and after the restore: ${report.replayedIdentical ? 'identical bit for bit' : 'they DIFFER'}`,
             '',
             'try next:',
             '  npx cube up --nodes 4 --spares 1      # a cluster that stays up; then cube submit / jobs / events / logs',
