@@ -62,7 +62,8 @@ LEVELS = ("L1", "L2", "L3")
 
 
 class _TimedXXH:
-    """Stands in for the `xxhash` module in `cube.restore`: same calls, timed."""
+    """Stands in for the `xxhash` module in `cube.restore` and `cube.daemon_client`: same calls,
+    timed."""
 
     def __init__(self) -> None:
         import xxhash
@@ -111,11 +112,14 @@ def worker(ctx: RankContext, nbytes: int, nodes: dict[str, dict[str, str]], l3: 
     for var in ("CUBE_CKPT_L3", "CUBE_CKPT_SOCKET"):
         os.environ.pop(var, None)
     import cube
+    import cube.daemon_client
     import cube.restore
     from common import make_state
 
     timed = _TimedXXH()
-    cube.restore.xxhash = timed  # instrumentation: the restore code's checksum calls
+    # Instrumentation: the restore code's checksum calls (files it reads; shards it downloads).
+    cube.restore.xxhash = timed
+    cube.daemon_client.xxhash = timed
     who = dict(job=JOB, rank=ctx.rank, world_size=ctx.ranks, local_ranks=list(range(ctx.ranks)))
     a, c = nodes["node-a"], nodes["node-c"]
     state = make_state(nbytes, ctx.rank)

@@ -12,7 +12,7 @@
 //        --repeats N (override every bench's default)  --bandwidth-mbps 100 (the replication
 //        cap of the capped slowdown variant)  --capped-max-size 1G / --nice-max-size 512M (the
 //        largest total state, size x ranks, that also runs the capped / the nice variant)
-//        --slowdown-variants plain,cap,nice (all sizes)  --big-throughput (also run the
+//        --slowdown-variants plain,default,cap,nice (all sizes)  --big-throughput (also run the
 //        throughput bench for more than 4 GiB of state in all)  --shm /dev/shm  --disk /tmp
 //        --json FILE (all rows as JSON lines)  --markdown FILE (all rows as a Markdown table)
 import { spawnSync } from 'node:child_process';
@@ -147,6 +147,7 @@ function main(): void {
                 values['slowdown-variants'] ??
                 [
                   'plain',
+                  'default',
                   ...(bytes * ranks <= cappedMax ? ['cap'] : []),
                   ...(bytes * ranks <= niceMax ? ['nice'] : []),
                 ].join(',');

@@ -10,9 +10,11 @@ in a loop. The run, in one go:
    (node-b, replicas on disk) and persists every step to L3 (disk); the ranks save through it
    every K steps. K is chosen from a warm-up save so that the background work (client hashing,
    L2 replication, L3 persistence) takes ~80% of the interval: the measured steps mostly run
-   while it is going on. Variants: `plain` (no cap), `cap` (`--bandwidth-mbps` on
-   replication; L3 persistence has no cap), `nice` (both daemons started under `nice -n 19`,
-   no cap: how much of the slowdown is CPU share);
+   while it is going on. Variants: `plain` (no cap, everything at the training processes'
+   priority), `cap` (`--bandwidth-mbps` on replication; L3 persistence has no cap), `default`
+   (what Cube ships: the client's background thread at nice 10, `CUBE_CKPT_NICE`, and the
+   daemons at nice 10, as the node agent starts its daemon, `--ckpt-nice`), `nice` (the same at
+   nice 19: how much of the slowdown is CPU share);
 3. the baseline again (the machine drifts: both baseline segments are reported).
 
 A step is "busy" when it overlaps background work: the client's background thread (hash,
@@ -115,8 +117,9 @@ def worker(ctx: RankContext, nbytes: int, matmuls: int) -> str:
             ctx.sync()
             ctx.outbox.put(("done", ctx.rank, [step() for _ in range(n)]))
         elif cmd == "open":
-            socket, l1, job = args
+            socket, l1, job, client_nice = args
             ckpt = cube.Checkpointer(
+                background_nice=client_nice,
                 job=job,
                 rank=ctx.rank,
                 world_size=ctx.ranks,
@@ -178,8 +181,8 @@ def run(
     step_ms: float = 200,
     base_steps: int = 20,
 ) -> list[Row]:
-    """Runs one configuration with the given daemon variants (label, replication cap in MB/s,
-    nice level); returns its rows."""
+    """Runs one configuration with the given variants (label, replication cap in MB/s, the
+    daemons' nice level, the client thread's nice level); returns its rows."""
     cfg = config_name(nbytes, ranks)
     why = fits(ram_bytes=ranks * nbytes, shm_bytes=2 * ranks * nbytes, shm=shm)
     if why:
@@ -201,7 +204,7 @@ def run(
 
         base1 = base()
         results = []
-        for vi, (label, cap, nice) in enumerate(variants):
+        for vi, (label, cap, nice, client_nice) in enumerate(variants):
             job = f"slowdown{vi}"
             l1 = os.path.join(work_shm, "a-l1")
             peer = Daemon(
@@ -224,7 +227,7 @@ def run(
                 nice=nice,
             )
             # Warm-up save (allocates slot 0): how long its background work takes sets K.
-            pool.send("open", node.socket, l1, job)
+            pool.send("open", node.socket, l1, job, client_nice)
             warm = pool.gather()
             t_client = time.monotonic()
             node.wait_idle()
@@ -349,18 +352,20 @@ def main() -> None:
     p.add_argument("--bandwidth-mbps", type=float, default=100, help="replication cap of the capped variant")
     p.add_argument(
         "--variants",
-        default="plain,cap,nice",
-        help="daemon variants: plain (no cap), cap (--bandwidth-mbps), nice (both daemons under nice 19)",
+        default="plain,default,nice",
+        help="variants: plain (no cap, no priorities), cap (--bandwidth-mbps), default (client thread"
+        " and daemons at nice 10, as Cube ships), nice (the same at nice 19)",
     )
     p.add_argument("--shm", default="/dev/shm", help="tmpfs for L1")
     p.add_argument("--disk", default=tempfile.gettempdir(), help="disk for L2 replicas and L3")
     p.add_argument("--json", help="append the rows as JSON lines to this file")
     a = p.parse_args()
     nbytes = parse_size(a.size)
-    known: dict[str, tuple[str, float | None, int | None]] = {
-        "plain": ("no cap", None, None),
-        "cap": (f"L2 cap {a.bandwidth_mbps:g} MB/s", a.bandwidth_mbps, None),
-        "nice": ("no cap, daemons at nice 19", None, 19),
+    known: dict[str, tuple[str, float | None, int | None, int]] = {
+        "plain": ("no cap, no priorities", None, None, 0),
+        "cap": (f"L2 cap {a.bandwidth_mbps:g} MB/s, no priorities", a.bandwidth_mbps, None, 0),
+        "default": ("Cube's defaults: client thread and daemons at nice 10", None, 10, 10),
+        "nice": ("client thread and daemons at nice 19", None, 19, 19),
     }
     variants = [known[v.strip()] for v in a.variants.split(",") if v.strip()]
     saves = a.saves or (2 if nbytes * a.ranks <= GIB else 1)

@@ -211,8 +211,7 @@ def _daemon_fetch(
     def fetch() -> tuple[bytearray, dict[str, Any]]:
         where = f"daemon:{level}@{node} step {step} rank {rank}"
         record = validate_record(daemon.record(step, rank, level, node), where, step=step, rank=rank)
-        buf, header_xxh3 = daemon.shard(step, rank, level, node)
-        digest = xxhash.xxh3_64(buf).hexdigest()
+        buf, header_xxh3, digest = daemon.shard(step, rank, level, node)
         if len(buf) != record["bytes"] or digest != record["xxh3"] or (header_xxh3 and header_xxh3 != digest):
             raise CheckpointError(
                 "INVALID_FILE",

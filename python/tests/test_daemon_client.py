@@ -29,6 +29,8 @@ class FakeDaemon:
         self.records: dict[tuple[int, int], dict[str, Any]] = {}
         self.replicas: dict[tuple[int, int], bytes] = {}
         self.corrupt: set[int] = set()
+        # Steps whose shard reply announces more bytes than it sends, then hangs up.
+        self.short: set[int] = set()
         self.l1 = l1
         daemon = self
 
@@ -86,6 +88,13 @@ class FakeDaemon:
                     digest = xxhash.xxh3_64(data).hexdigest()
                     if step in daemon.corrupt:
                         data[-1] ^= 1
+                    if step in daemon.short:
+                        self.send_response(200)
+                        self.send_header("content-length", str(len(data)))
+                        self.end_headers()
+                        self.wfile.write(bytes(data[: len(data) // 2]))
+                        self.close_connection = True
+                        return None
                     return self.reply(200, None, raw=bytes(data), headers={"x-cube-xxh3": digest})
                 self.reply(404, {"error": {"code": "UNKNOWN_ID", "message": "no such route", "where": {}}})
 
@@ -144,6 +153,27 @@ class DaemonClientTest(LevelsTestCase):
             back = c.load_latest(prune_newer=False)
         self.assertEqual(back["__cube__"]["step"], 1)
         self.assertTrue(any("daemon:L2@node-b" in str(e) for e in c.errors()))
+
+    def test_a_replica_cut_short_in_transfer_is_never_loaded(self) -> None:
+        c = self.ckpt(socket=self.sock)
+        for step in (1, 2):
+            c.save(step, {"x": torch.full((4096,), float(step))})
+        c.close()
+        shutil.rmtree(self.l1 / "job")
+        client = cube.DaemonClient(self.sock, "job")
+        data, header, digest = client.shard(2, 0, "L2", "node-b")
+        self.assertEqual(bytes(data), self.daemon.replicas[(2, 0)])
+        self.assertEqual(digest, header)
+        self.daemon.short.add(2)
+        with self.assertRaises(cube.CheckpointError) as cm:
+            client.shard(2, 0, "L2", "node-b")
+        self.assertEqual(cm.exception.code, "INVALID_FILE")
+        self.assertIn("of", str(cm.exception))
+        c = self.ckpt(socket=self.sock)
+        with self.assertWarns(cube.CheckpointWarning):
+            back = c.load_latest(prune_newer=False)
+        self.assertEqual(back["__cube__"]["step"], 1)
+        self.assertTrue(torch.equal(back["x"], torch.full((4096,), 1.0)))
 
     def test_daemon_errors_keep_their_code(self) -> None:
         client = cube.DaemonClient(self.sock, "job")
