@@ -202,15 +202,17 @@ async function* readChunks(
   try {
     let position = options.range?.start ?? 0;
     const end = options.range?.end ?? Number.POSITIVE_INFINITY;
-    // A fresh large buffer costs page faults on every chunk; reuse two in turn when allowed.
+    // A fresh large buffer costs page faults on every chunk; reuse two in turn when allowed
+    // (the caller's own, when it keeps a pair across reads).
     const shared =
       options.transient === true
-        ? [0, 1].map(() => Buffer.allocUnsafe(Math.min(readChunkBytes, end - position)))
+        ? (options.buffers ??
+          [0, 1].map(() => Buffer.allocUnsafe(Math.min(readChunkBytes, end - position))))
         : undefined;
     for (let turn = 0; position < end; turn ^= 1) {
       options.signal?.throwIfAborted();
-      const want = Math.min(readChunkBytes, end - position);
-      const buffer = shared?.[turn] ?? Buffer.allocUnsafe(want);
+      const buffer = shared?.[turn] ?? Buffer.allocUnsafe(Math.min(readChunkBytes, end - position));
+      const want = Math.min(buffer.byteLength, end - position);
       let bytesRead: number;
       try {
         ({ bytesRead } = await handle.read(buffer, 0, want, position));

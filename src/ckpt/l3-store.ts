@@ -42,6 +42,12 @@ export interface GetOptions {
    * fresh memory costs page faults. A store may ignore it.
    */
   readonly transient?: boolean;
+  /**
+   * With `transient`: the two buffers to refill (chunks as long as they are), owned by the
+   * caller and reused across its reads, so a read allocates nothing. The caller must not start
+   * another read with them while it still uses a chunk of this one.
+   */
+  readonly buffers?: readonly [Uint8Array, Uint8Array];
 }
 
 /** A durable object store holding one level root. */

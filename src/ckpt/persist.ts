@@ -21,6 +21,8 @@ export interface PersistOptions {
   readonly expectRanks?: readonly number[];
   readonly layout?: Layout;
   readonly signal?: AbortSignal;
+  /** Two buffers the source reads refill, kept by the caller across persists (see GetOptions). */
+  readonly readBuffers?: readonly [Uint8Array, Uint8Array];
 }
 
 /** What one persist call did. */
@@ -85,7 +87,14 @@ export async function persistStep(
       await dst.put(
         fileKey(job, file),
         // put hashes and writes each chunk before it asks for the next: transient is safe.
-        { kind: 'stream', stream: await src.get(from, { ...signal, transient: true }) },
+        {
+          kind: 'stream',
+          stream: await src.get(from, {
+            ...signal,
+            transient: true,
+            ...(options.readBuffers === undefined ? {} : { buffers: options.readBuffers }),
+          }),
+        },
         { expected: { bytes: shard.bytes, xxh3: shard.xxh3 }, ...signal },
       );
     } catch (error) {

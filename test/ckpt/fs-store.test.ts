@@ -241,3 +241,27 @@ describe('FsDurableStore streaming without copies', () => {
     assert.deepEqual(readdirSync(join(dir, 'stopped', 'job')), [], 'no temp file is left');
   });
 });
+
+describe("FsDurableStore reads into the caller's buffers", () => {
+  test('a transient read refills the two buffers it is given and yields the file exactly', async () => {
+    const store = new FsDurableStore(join(dir, 'caller-buffers'));
+    const content = Buffer.alloc(5 * 1024 * 1024 + 123);
+    for (let i = 0; i < content.length; i += 1000) content[i] = (i / 1000) % 251;
+    await store.put('job/x.bin', { kind: 'bytes', bytes: content });
+    const buffers = [Buffer.alloc(1024 * 1024), Buffer.alloc(1024 * 1024)] as const;
+    for (let round = 0; round < 2; round += 1) {
+      const back: Buffer[] = [];
+      const owners = new Set<ArrayBufferLike>();
+      for await (const chunk of await store.get('job/x.bin', { transient: true, buffers })) {
+        owners.add(chunk.buffer);
+        back.push(Buffer.from(chunk));
+      }
+      assert.ok(Buffer.concat(back).equals(content), `round ${round}: the bytes of the file`);
+      assert.deepEqual(
+        owners,
+        new Set([buffers[0].buffer, buffers[1].buffer]),
+        'every chunk lies in one of the two given buffers',
+      );
+    }
+  });
+});
