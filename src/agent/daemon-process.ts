@@ -30,7 +30,10 @@ export interface CheckpointDaemonProcessOptions {
   readonly socketPath: string;
   /** The peer listener; port 0 picks one (a restart first tries the port the last daemon had). */
   readonly listen: Address;
-  /** The daemon's niceness, 0..19; above 0 it is started as `nice -n <nice> node ...`. */
+  /**
+   * The daemon's niceness, 0..19 (never below the agent's own): the daemon starts at the
+   * agent's priority and lowers every one of its threads to this once it listens (`--nice`).
+   */
   readonly nice: number;
   readonly log: AgentLog;
   readonly onCommit: (commit: { job: string; level: Level; step: number }) => void;
@@ -49,8 +52,10 @@ type State = 'new' | 'running' | 'stopping' | 'stopped';
 /**
  * The node's checkpoint daemon as a supervised child process (`cube ckpt daemon --ipc`), run at
  * a lower CPU priority than the agent and the ranks: Linux niceness is per thread and inherited
- * when a thread is created, so the daemon is exec'd under `nice` and every thread it ever has
- * (V8's, libuv's file-I/O pool) runs at that priority while the agent's heartbeats do not.
+ * when a thread is created, so the daemon, once started, sets every thread it has (V8's,
+ * libuv's file-I/O pool) to that niceness, and threads it creates later inherit it, while the
+ * agent's heartbeats keep theirs. It does not start under `nice`: on a busy node a niced
+ * start-up (loading the TypeScript sources) was measured taking over a minute.
  * Configuration arrives over the IPC channel; commits come back over it. A daemon that exits
  * while the agent runs is restarted with backoff and given again every job's configuration and
  * every rank registration its predecessor had. The daemon exits by itself when the channel
@@ -182,14 +187,10 @@ export class CheckpointDaemonProcess {
       '--listen',
       `${listen.host}:${listen.port}`,
       '--ipc',
+      ...(o.nice === 0 ? [] : ['--nice', String(o.nice)]),
     ];
-    // The IPC channel (NODE_CHANNEL_FD) survives nice's exec of node.
-    const [command, argv] =
-      o.nice === 0
-        ? [process.execPath, args]
-        : ['nice', ['-n', String(o.nice), process.execPath, ...args]];
     this.#stderrTail = [];
-    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     this.#child = child;
     const pid = child.pid;
     if (child.stdout !== null)

@@ -9,5 +9,6 @@ export { rankEnv } from './rank-env.ts';
 export { CheckpointDaemonProcess } from './daemon-process.ts';
 export type { CheckpointDaemonProcessOptions } from './daemon-process.ts';
 export * from './daemon-ipc.ts';
+export { niceEveryThread } from './thread-priority.ts';
 export type { RankEnvContext } from './rank-env.ts';
 export { controlUrl } from './control-client.ts';

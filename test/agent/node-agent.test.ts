@@ -332,7 +332,7 @@ test('ranks keep running while the control plane is down and are found again whe
   assert.equal(cp.joins.length, 1, 'no re-join was needed');
 });
 
-test('injected faults: kill-rank SIGKILLs one rank; kill-node kills every rank silently and ends the agent', async (t) => {
+test('injected faults: kill-rank SIGKILLs one rank; kill-node kills every rank and the checkpoint daemon silently and ends the agent', async (t) => {
   const cp = await FakeControlPlane.start();
   defer(t, () => cp.close());
   const agent = await startAgent(t, cp, tempDirs(t));
@@ -349,6 +349,8 @@ test('injected faults: kill-rank SIGKILLs one rank; kill-node kills every rank s
     [0, 1].every((r) => cp.logText('j-fault', r).includes('ready')),
   );
   const pids = agent.snapshot().ranks.map((r) => r.pid ?? 0);
+  const daemonPid = agent.snapshot().ckptPid ?? 0;
+  assert.equal(alive(daemonPid), true);
   cp.queue(nodeId, { kind: 'fault', fault: 'kill-rank', jobId: 'j-fault', rank: 1 });
   const [killed] = await waitFor('the killed rank', () => {
     const e = cp.eventsOf('rank-exited');
@@ -358,6 +360,8 @@ test('injected faults: kill-rank SIGKILLs one rank; kill-node kills every rank s
   cp.queue(nodeId, { kind: 'fault', fault: 'kill-node' });
   assert.equal(await agent.done, 'killed');
   assert.equal(alive(pids[0] ?? 0), false);
+  assert.equal(alive(daemonPid), false, 'the checkpoint daemon is lost with the node');
+  assert.equal(agent.snapshot().ckptPid, null);
   const beats = cp.heartbeats.length;
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(cp.heartbeats.length, beats, 'a lost node sends nothing more');

@@ -10,7 +10,13 @@ import {
   type Registration,
 } from '../../ckpt/daemon/index.ts';
 import { levels, type Level } from '../../ckpt/index.ts';
-import { ipcIssue, toDaemonSchema, type FromDaemon, type ToDaemon } from '../../agent/index.ts';
+import {
+  ipcIssue,
+  niceEveryThread,
+  toDaemonSchema,
+  type FromDaemon,
+  type ToDaemon,
+} from '../../agent/index.ts';
 import type { CliOutput } from '../output.ts';
 
 function parsePeer(flag: string): (value: string, previous?: PeerAddress[]) => PeerAddress[] {
@@ -58,6 +64,15 @@ function positiveNumber(flag: string): (value: string) => number {
   };
 }
 
+function parseNice(value: string): number {
+  const n = /^\d{1,2}$/.test(value.trim()) ? Number(value) : NaN;
+  if (!Number.isInteger(n) || n < 0 || n > 19)
+    throw new CubeError('BAD_FLAG', `--nice must be an integer from 0 to 19, got "${value}"`, {
+      where: { field: '--nice' },
+    });
+  return n;
+}
+
 interface DaemonFlags {
   node: string;
   l1: string;
@@ -72,6 +87,7 @@ interface DaemonFlags {
   keep?: Partial<Record<Level, number>>;
   leaseTimeoutS?: number;
   ipc?: boolean;
+  nice?: number;
 }
 
 /** A daemon that tells its supervisor about each rank registration (to replay after a restart). */
@@ -159,6 +175,11 @@ export function registerCkptDaemonCommand(ckpt: Command, output: CliOutput): voi
       'how long a slot reuse waits for replication',
       positiveNumber('--lease-timeout-s'),
     )
+    .option(
+      '--nice <n>',
+      'once started, lower the CPU priority of every thread of the daemon to this niceness (0..19)',
+      parseNice,
+    )
     .addOption(
       new Option(
         '--ipc',
@@ -210,6 +231,11 @@ export function registerCkptDaemonCommand(ckpt: Command, output: CliOutput): voi
           await daemon.stop();
           throw error;
         });
+        if (flags.nice !== undefined && flags.nice > 0) {
+          // After start-up, which at a low priority on a busy node can take a minute.
+          const threads = niceEveryThread(flags.nice);
+          log.info({ nice: flags.nice, threads }, 'checkpoint daemon runs at a lower CPU priority');
+        }
         output.out(
           JSON.stringify({
             ready: true,
