@@ -206,6 +206,23 @@ test('a daemon restarted while another program holds its port listens on a new o
   assert.equal((status.json as { peer: { port: number } }).peer.port, moved);
 });
 
+test('an agent whose daemon cannot start fails to start, quoting the daemon’s stderr', async (t) => {
+  const cp = await FakeControlPlane.start();
+  defer(t, () => cp.close());
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  defer(t, () => new Promise<void>((resolve) => taken.close(() => resolve())));
+  const address = taken.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  await assert.rejects(
+    startAgent(t, cp, tempDirs(t), { ckptListen: { host: '127.0.0.1', port } }),
+    new RegExp(
+      `checkpoint daemon of node-a exited before it was ready \\(exit code 1\\); its stderr ends:\\n.*EADDRINUSE.*${port}`,
+    ),
+  );
+  assert.equal(cp.joins.length, 0);
+});
+
 test('a cube agent killed with SIGKILL leaves no checkpoint daemon behind', async (t) => {
   const cp = await FakeControlPlane.start();
   defer(t, () => cp.close());
