@@ -54,8 +54,9 @@ type State = 'new' | 'running' | 'stopping' | 'stopped';
  * a lower CPU priority than the agent and the ranks: Linux niceness is per thread and inherited
  * when a thread is created, so the daemon, once started, sets every thread it has (V8's,
  * libuv's file-I/O pool) to that niceness, and threads it creates later inherit it, while the
- * agent's heartbeats keep theirs. It does not start under `nice`: on a busy node a niced
- * start-up (loading the TypeScript sources) was measured taking over a minute.
+ * agent's heartbeats keep theirs. It does not start under `nice`: its start-up is CPU work the
+ * agent waits for, and on a busy node a niced start-up took from 18 s to over a minute
+ * (docs/architecture.md, "agent/ and its checkpoint daemon").
  * Configuration arrives over the IPC channel; commits come back over it. A daemon that exits
  * while the agent runs is restarted with backoff and given again every job's configuration and
  * every rank registration its predecessor had. The daemon exits by itself when the channel

