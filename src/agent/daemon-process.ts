@@ -191,7 +191,12 @@ export class CheckpointDaemonProcess {
       ...(o.nice === 0 ? [] : ['--nice', String(o.nice)]),
     ];
     this.#stderrTail = [];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    // Its own process group: a Ctrl-C at the agent's terminal reaches the agent, which stops the
+    // daemon after its ranks, not the daemon first (which would look like a crash to restart).
+    const child = spawn(process.execPath, args, {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      detached: true,
+    });
     this.#child = child;
     const pid = child.pid;
     if (child.stdout !== null)
