@@ -272,7 +272,9 @@ test('an agent restart re-joins with the same node id; a control plane that forg
 
   cp.forgetNodes();
   await waitFor('a fresh join', () => cp.joins.length === 3);
-  assert.notEqual(second.nodeId, nodeId);
+  // The join is recorded before its reply reaches the agent.
+  await waitFor('the new node id', () => second.nodeId !== nodeId);
+  assert.notEqual(second.nodeId, null);
   await waitFor('heartbeats under the new id', () =>
     cp.heartbeats.some((h) => h.nodeId === second.nodeId),
   );
