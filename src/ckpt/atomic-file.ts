@@ -15,17 +15,17 @@ import {
 export type ByteSource =
   | { readonly kind: 'bytes'; readonly bytes: Uint8Array | string }
   | { readonly kind: 'file'; readonly path: string }
-  | {
-      readonly kind: 'stream';
-      readonly stream: AsyncIterable<Uint8Array>;
-      /**
-       * Every chunk stays valid after the next is asked for (the producer never reuses a buffer,
-       * as a socket's reads): chunks are then gathered by reference and written together, with
-       * no copy. Otherwise a chunk need only stay valid until the one after next is asked for
-       * (a producer may refill two buffers in turn, never one).
-       */
-      readonly stable?: boolean;
-    };
+  /**
+   * A chunk need only stay valid until the one after next is asked for: a producer may refill
+   * two buffers in turn, never one.
+   */
+  | { readonly kind: 'stream'; readonly stream: AsyncIterable<Uint8Array> }
+  /**
+   * Runs of pieces that stay valid for good (the producer never reuses a buffer, as a socket's
+   * reads): gathered by reference into vectored writes, with no copy; a run (every piece that
+   * had arrived) costs one await, not one per 64 KiB piece.
+   */
+  | { readonly kind: 'pieces'; readonly runs: AsyncIterable<readonly Uint8Array[]> };
 
 /** What a completed write produced. */
 export interface WrittenContent {
@@ -80,9 +80,9 @@ export function isHiddenName(name: string): boolean {
 /**
  * Yields the bytes of a source as batches of pieces of about `chunkBytes` in all, each batch to
  * be written at once. A batch stays valid until the consumer asks for the one after next: files
- * and unstable streams are read or copied into two buffers used in turn, so the consumer may
- * still be writing one batch while the next is filled; stable streams' chunks are gathered by
- * reference.
+ * and streams are read or copied into two buffers used in turn (or a stream's large chunks
+ * passed through), so the consumer may still be writing one batch while the next is filled;
+ * `pieces` are gathered by reference.
  */
 export async function* sourceChunks(
   source: ByteSource,
@@ -123,26 +123,28 @@ export async function* sourceChunks(
         await handle.close();
       }
     }
-    case 'stream': {
-      if (source.stable === true) {
-        // Socket chunks are small (64 KiB): gathered by reference, the file sees one large
-        // vectored write per batch instead of one thread-pool round trip per 64 KiB.
-        let batch: Uint8Array[] = [];
-        let gathered = 0;
-        for await (const chunk of source.stream) {
-          options.signal?.throwIfAborted();
-          if (chunk.byteLength === 0) continue;
-          batch.push(chunk);
-          gathered += chunk.byteLength;
+    case 'pieces': {
+      // Socket reads are small (64 KiB): gathered by reference, the file sees one large
+      // vectored write per batch instead of one thread-pool round trip per 64 KiB.
+      let batch: Uint8Array[] = [];
+      let gathered = 0;
+      for await (const run of source.runs) {
+        options.signal?.throwIfAborted();
+        for (const piece of run) {
+          if (piece.byteLength === 0) continue;
+          batch.push(piece);
+          gathered += piece.byteLength;
           if (gathered >= chunkBytes || batch.length >= maxPiecesPerWrite) {
             yield batch;
             batch = [];
             gathered = 0;
           }
         }
-        if (batch.length > 0) yield batch;
-        return;
       }
+      if (batch.length > 0) yield batch;
+      return;
+    }
+    case 'stream': {
       // A producer of large chunks (a store's transient read refilling two buffers in turn) is
       // passed through, one chunk per batch, which keeps its rule: the consumer is done with a
       // chunk before the one after next is asked for. Decided by the first chunk, for the whole

@@ -33,6 +33,7 @@ async function knownBytes(body: ByteSource, options: PutOptions): Promise<number
         throw storageError('read', body.path, cause);
       }
     case 'stream':
+    case 'pieces':
       return undefined;
     default:
       return body satisfies never;

@@ -193,22 +193,19 @@ describe('FsDurableStore streaming without copies', () => {
     assert.ok(Buffer.concat(back).equals(expected), 'the stored bytes are the produced bytes');
   });
 
-  test('a stable stream of small pieces is gathered into vectored writes and stored exactly', async () => {
-    // A socket's pieces: fresh buffers of any size (empty ones too), more than one vectored
-    // write can take at once.
+  test('runs of small pieces are gathered into vectored writes and stored exactly', async () => {
+    // A socket's pieces: fresh buffers of any size (empty ones too), in runs of any length,
+    // more than one vectored write can take at once.
     const store = new FsDurableStore(join(dir, 'gathered'));
     const pieces = Array.from({ length: 1500 }, (_, i) =>
       Buffer.alloc(i % 97 === 0 ? 0 : 1 + ((i * 7919) % 65_536), i % 251),
     );
     const expected = Buffer.concat(pieces);
-    async function* fresh(): AsyncGenerator<Uint8Array> {
-      for (const piece of pieces) yield await Promise.resolve(Buffer.from(piece));
+    async function* runs(): AsyncGenerator<Uint8Array[]> {
+      for (let at = 0, n = 1; at < pieces.length; at += n, n = (n % 300) + 7)
+        yield await Promise.resolve(pieces.slice(at, at + n).map((p) => Buffer.from(p)));
     }
-    const written = await store.put('job/gathered.bin', {
-      kind: 'stream',
-      stream: fresh(),
-      stable: true,
-    });
+    const written = await store.put('job/gathered.bin', { kind: 'pieces', runs: runs() });
     assert.deepEqual(written, { bytes: expected.length, xxh3: xxh3Hex(expected) });
     const back: Buffer[] = [];
     for await (const chunk of await store.get('job/gathered.bin')) back.push(Buffer.from(chunk));

@@ -80,6 +80,11 @@ export class FrameReader {
       if (this.#ended) return null;
       await new Promise<void>((resolve) => (this.#wake = resolve));
     }
+    return this.#shiftQueued();
+  }
+
+  /** Takes the oldest queued piece (the queue must not be empty). */
+  #shiftQueued(): Buffer {
     const piece = this.#queue[this.#head] as Buffer;
     this.#queue[this.#head] = emptyBuffer;
     this.#head += 1;
@@ -92,8 +97,16 @@ export class FrameReader {
     return piece;
   }
 
-  /** The next frame, or null when the peer closed the connection cleanly between frames. */
-  async next(): Promise<{ header: FrameHeader; payload: AsyncIterable<Buffer> | null } | null> {
+  /**
+   * The next frame, or null when the peer closed the connection cleanly between frames. Its
+   * payload is read either piece by piece (`payload`) or in runs (`runs`: every piece already
+   * received, at least one, for one await), never both.
+   */
+  async next(): Promise<{
+    header: FrameHeader;
+    payload: AsyncIterable<Buffer> | null;
+    runs: AsyncIterable<Buffer[]> | null;
+  } | null> {
     await this.#skipPayload();
     const lengthBytes = await this.#take(4, true);
     if (lengthBytes === null) return null;
@@ -109,11 +122,36 @@ export class FrameReader {
     if (!Number.isSafeInteger(bytes) || bytes < 0)
       throw new CubeError('INVALID_VALUE', `frame header with a bad byte count ${String(bytes)}`);
     this.#left = bytes;
-    return { header, payload: bytes > 0 ? this.#payload() : null };
+    return {
+      header,
+      payload: bytes > 0 ? this.#payload() : null,
+      runs: bytes > 0 ? this.#runs() : null,
+    };
   }
 
   async *#payload(): AsyncGenerator<Buffer> {
     while (this.#left > 0) yield await this.#nextPiece();
+  }
+
+  async *#runs(): AsyncGenerator<Buffer[]> {
+    while (this.#left > 0) {
+      const run = [await this.#nextPiece()];
+      // Whatever has arrived meanwhile joins the run without another await.
+      while (this.#left > 0 && (this.#buffered.length > 0 || this.#head < this.#queue.length)) {
+        if (this.#buffered.length === 0) this.#buffered = this.#shiftQueued();
+        run.push(this.#takeBuffered());
+      }
+      yield run;
+    }
+  }
+
+  /** Up to the rest of the payload from the buffered piece. */
+  #takeBuffered(): Buffer {
+    const take = Math.min(this.#left, this.#buffered.length);
+    const piece = this.#buffered.subarray(0, take);
+    this.#buffered = this.#buffered.subarray(take);
+    this.#left -= take;
+    return piece;
   }
 
   async #nextPiece(): Promise<Buffer> {
@@ -122,11 +160,7 @@ export class FrameReader {
       if (piece === null) throw new CubeError('FILE_UNREADABLE', 'connection closed mid-payload');
       this.#buffered = piece;
     }
-    const take = Math.min(this.#left, this.#buffered.length);
-    const piece = this.#buffered.subarray(0, take);
-    this.#buffered = this.#buffered.subarray(take);
-    this.#left -= take;
-    return piece;
+    return this.#takeBuffered();
   }
 
   async #skipPayload(): Promise<void> {

@@ -70,7 +70,7 @@ export class PeerServer {
       for (;;) {
         const frame = await reader.next();
         if (frame === null) break;
-        await this.#handle(socket, frame.header, frame.payload);
+        await this.#handle(socket, frame.header, frame.runs);
       }
     } catch (error) {
       this.#options.log.warn({ err: String(error) }, 'peer connection dropped');
@@ -81,7 +81,7 @@ export class PeerServer {
   async #handle(
     socket: Socket,
     header: FrameHeader,
-    payload: AsyncIterable<Buffer> | null,
+    runs: AsyncIterable<Buffer[]> | null,
   ): Promise<void> {
     const parsed = peerRequestSchema.safeParse(header);
     if (!parsed.success) {
@@ -95,9 +95,8 @@ export class PeerServer {
     const request = parsed.data;
     switch (request.op) {
       case 'put-shard': {
-        const stream = payload ?? emptyStream();
         try {
-          await this.#storeReplica(request.record, request.setRanks, stream);
+          await this.#storeReplica(request.record, request.setRanks, runs ?? noRuns());
           await sendFrame(socket, { op: 'ok' });
         } catch (error) {
           const e = error instanceof CubeError ? error : new CubeError('INTERNAL', String(error));
@@ -153,7 +152,7 @@ export class PeerServer {
   async #storeReplica(
     record: ShardRecord,
     setRanks: readonly number[],
-    payload: AsyncIterable<Uint8Array>,
+    runs: AsyncIterable<readonly Uint8Array[]>,
   ): Promise<void> {
     const store = asStore(this.#options.l2Root);
     const file = shardFile(record.step, record.rank);
@@ -161,7 +160,7 @@ export class PeerServer {
     await store.put(
       fileKey(record.job, file),
       // A socket's pieces are fresh buffers: written by reference, without a copy.
-      { kind: 'stream', stream: payload, stable: true },
+      { kind: 'pieces', runs },
       { expected: { bytes: record.bytes, xxh3: record.xxh3 } },
     );
     await putRecord(store, { ...record, file });
@@ -236,4 +235,4 @@ export class PeerServer {
   }
 }
 
-async function* emptyStream(): AsyncGenerator<Uint8Array> {}
+async function* noRuns(): AsyncGenerator<Uint8Array[]> {}

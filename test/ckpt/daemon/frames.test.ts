@@ -60,6 +60,30 @@ describe('FrameReader', () => {
     sender.destroy();
   });
 
+  test('a payload read in runs gives every byte once, in order', async () => {
+    const { reader, sender, server } = await connection();
+    servers.push(server);
+    const data = patterned(20 * 1024 * 1024 + 7, 5);
+    const sending = (async () => {
+      await sendFrame(sender, { op: 'put', bytes: data.length }, chunksOf(data, 3 << 20));
+      await sendFrame(sender, { op: 'after' });
+    })();
+    const frame = await reader.next();
+    const got: Buffer[] = [];
+    let runs = 0;
+    for await (const run of frame?.runs ?? []) {
+      runs += 1;
+      assert.ok(run.length >= 1, 'a run holds at least one piece');
+      for (const piece of run) got.push(Buffer.from(piece));
+      if (runs % 3 === 0) await sleep(2);
+    }
+    assert.equal(xxh3Hex(Buffer.concat(got)), xxh3Hex(data));
+    assert.ok(runs < got.length, `runs (${runs}) gather several pieces (${got.length})`);
+    assert.equal((await reader.next())?.header.op, 'after');
+    await sending;
+    sender.destroy();
+  });
+
   test('a payload left half read is skipped and the connection stays in step', async () => {
     const { reader, sender, server } = await connection();
     servers.push(server);
