@@ -1,5 +1,6 @@
 import { rm } from 'node:fs/promises';
-import { fastify, type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import { createLocalApp } from '../ckpt/daemon/index.ts';
 import type { z } from 'zod';
 import { CubeError, formatIssuePath } from '../core/index.ts';
 import {
@@ -39,18 +40,7 @@ export async function startLocalSocket(
   reports: RankReports,
 ): Promise<FastifyInstance> {
   checkSocketPath(socketPath, 'agent');
-  const app = fastify({ logger: false });
-  app.setErrorHandler((error, _request, reply) => {
-    const status = (error as { statusCode?: number }).statusCode;
-    const e =
-      error instanceof CubeError
-        ? error
-        : new CubeError(
-            status !== undefined && status < 500 ? 'INVALID_VALUE' : 'INTERNAL',
-            error instanceof Error ? error.message : String(error),
-          );
-    void reply.status(e.httpStatus).send({ error: e.toJSON() });
-  });
+  const app = createLocalApp();
   const route = <S extends z.ZodType<{ jobId: string; rank: number }>>(
     path: string,
     schema: S,

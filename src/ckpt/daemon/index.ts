@@ -6,7 +6,7 @@ export type {
   Registration,
   ShardSourceInfo,
 } from './checkpoint-daemon.ts';
-export { buildLocalApi, startLocalApi } from './local-api.ts';
+export { buildLocalApi, createLocalApp, startLocalApi } from './local-api.ts';
 export { createPacer } from './pacer.ts';
 export type { PacerOptions } from './pacer.ts';
 export { PeerClient } from './peer-client.ts';

@@ -51,10 +51,11 @@ export async function startLocalApi(
 }
 
 /**
- * The local API's Fastify app with the daemon's routes, not yet listening: a host process (the
- * node agent) adds its own routes, then listens on the socket they share.
+ * A Fastify app for a node-local Unix socket API, not yet listening: errors answer
+ * `{error: CubeError JSON}` with the error's HTTP status (Fastify's own 4xx, such as a bad body,
+ * as INVALID_VALUE). The daemon's local API and the node agent's rank socket both use it.
  */
-export function buildLocalApi(daemon: CheckpointDaemon): FastifyInstance {
+export function createLocalApp(): FastifyInstance {
   const app = fastify({ logger: false });
   app.setErrorHandler((error, _request, reply) => {
     const status = (error as { statusCode?: number }).statusCode;
@@ -67,6 +68,12 @@ export function buildLocalApi(daemon: CheckpointDaemon): FastifyInstance {
           );
     void reply.status(e.httpStatus).send({ error: e.toJSON() });
   });
+  return app;
+}
+
+/** The local API's Fastify app with the daemon's routes, not yet listening. */
+export function buildLocalApi(daemon: CheckpointDaemon): FastifyInstance {
+  const app = createLocalApp();
 
   app.post('/v1/jobs/:job/ranks/:rank/register', (request, reply) => {
     const { job, rank } = parse(rankParams, request.params, 'register');
