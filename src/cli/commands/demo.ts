@@ -269,8 +269,11 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
           600_000,
           async () => {
             const j = await cp.store.getJob(job.id);
-            if (j !== null) progress.update(j.state);
-            return j !== null && ['succeeded', 'failed', 'cancelled'].includes(j.state) ? j : null;
+            if (j === null) return null;
+            if (['succeeded', 'failed', 'cancelled'].includes(j.state)) return j;
+            // Only states still being waited on: the end line reports the outcome.
+            progress.update(j.state);
+            return null;
           },
           progress,
         );
