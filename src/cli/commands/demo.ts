@@ -1,16 +1,18 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { CubeError } from '../../core/index.ts';
 import { ControlPlane } from '../../control/control-plane.ts';
-import type { Event, Job, ProgressSample } from '../../control/model/index.ts';
+import type { Event, Job } from '../../control/model/index.ts';
+import { rankLogPath } from '../../control/server/app.ts';
 import { startEmbeddedAgents, stopEmbeddedAgents } from '../embedded-cluster.ts';
 import { parsePositiveInt } from '../flags.ts';
 import { printJson, processOutput, type CliOutput } from '../output.ts';
 import { ProgressLine } from '../progress-line.ts';
+import { replayFromLogs, type LogReplay } from '../replay-check.ts';
 import { formatEvent } from './control.ts';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -74,18 +76,24 @@ export interface RecoveryReport {
   readonly restoredStep: number | null;
   readonly levels: Readonly<Record<string, number>>;
   readonly stepsLost: number | null;
+  /** Steps rank 0 logged both before the fault and after the restore. */
   readonly replayedSteps: number;
   readonly replayedIdentical: boolean;
+  readonly firstDifference: LogReplay['firstDifference'];
 }
 
 function ms(at: string): number {
   return Date.parse(`${at}Z`.replace(/ZZ$/, 'Z'));
 }
 
-/** Computes the recovery report of the first fault of a job from its events and progress. */
+/**
+ * Computes the recovery report of the first fault of a job from its events and rank 0's
+ * training log (every step's loss: progress samples reach the control plane only once per
+ * heartbeat, so they rarely name the same step before and after a restore).
+ */
 export function recoveryReport(
   events: readonly Event[],
-  progress: readonly ProgressSample[],
+  replay: LogReplay,
   killedAtMs: number,
   killedAtStep: number,
 ): RecoveryReport {
@@ -105,22 +113,20 @@ export function recoveryReport(
   const levels: Record<string, number> = {};
   for (const e of restored) levels[e.data.level] = (levels[e.data.level] ?? 0) + 1;
   const restoredStep = restored[0]?.data.step ?? null;
-  // Steps redone after the restore must reproduce the losses logged before the fault, bit for bit.
-  const before = new Map(
-    progress.filter((p) => p.attempt === 0).map((p) => [`${p.rank}:${p.step}`, p.loss]),
-  );
-  const replayed = progress.filter((p) => p.attempt >= 1 && before.has(`${p.rank}:${p.step}`));
+  // The log knows the last step finished before the kill; the progress poll only a lower bound.
+  const lastStep = Math.max(killedAtStep, replay.lastStepBeforeFault ?? killedAtStep);
   return {
-    killedAtStep,
+    killedAtStep: lastStep,
     detectionSeconds: (faultMs - killedAtMs) / 1000,
     relaunchSeconds: (relaunchMs - faultMs) / 1000,
     restoreSeconds: restoredMs === null ? null : (restoredMs - relaunchMs) / 1000,
     downtimeSeconds: (resumedMs - killedAtMs) / 1000,
     restoredStep,
     levels,
-    stepsLost: restoredStep === null ? null : Math.max(0, killedAtStep - restoredStep),
-    replayedSteps: replayed.length,
-    replayedIdentical: replayed.every((p) => Object.is(before.get(`${p.rank}:${p.step}`), p.loss)),
+    stepsLost: restoredStep === null ? null : Math.max(0, lastStep - restoredStep),
+    replayedSteps: replay.replayedSteps,
+    replayedIdentical: replay.firstDifference === null,
+    firstDifference: replay.firstDifference,
   };
 }
 
@@ -278,8 +284,18 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
           progress,
         );
         const events = await cp.store.listEvents({ jobId: job.id });
-        const samples = await cp.store.listProgress(job.id, { limit: 1_000_000 });
-        const report = recoveryReport(events, samples, killedAtMs, killedAtStep);
+        const rank0Log = (attempt: number): string => {
+          try {
+            return readFileSync(rankLogPath(dataDir, job.id, attempt, 0), 'utf8');
+          } catch {
+            return '';
+          }
+        };
+        const replay = replayFromLogs(
+          rank0Log(0),
+          Array.from({ length: final.restarts }, (_, i) => rank0Log(i + 1)),
+        );
+        const report = recoveryReport(events, replay, killedAtMs, killedAtStep);
         if (flags.json === true) {
           printJson(output, {
             job: final.id,
@@ -304,15 +320,15 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
           [
             '',
             `job ${final.id} ${final.state}${final.reason === null ? '' : ` (${final.reason})`} after ${final.restarts} restart${final.restarts === 1 ? '' : 's'}`,
-            'recovery (from the event log):',
+            "recovery (from the event log and rank 0's log):",
             `  detection       ${report.detectionSeconds.toFixed(2)} s (heartbeat timeout 3 s)`,
             `  relaunch        ${report.relaunchSeconds.toFixed(2)} s (cordon, spare taken, gang relaunched)`,
             `  restore         ${report.restoreSeconds === null ? '-' : `${report.restoreSeconds.toFixed(2)} s`} (step ${report.restoredStep ?? '-'}: ${levels || '-'})`,
             `  downtime        ${report.downtimeSeconds.toFixed(2)} s (kill to training again)`,
-            `  steps lost      ${report.stepsLost ?? '-'} (killed at step ${report.killedAtStep}, resumed from ${report.restoredStep ?? '-'})`,
+            `  steps lost      ${report.stepsLost ?? '-'} (rank 0 had finished step ${report.killedAtStep}, resumed from ${report.restoredStep ?? '-'})`,
             report.replayedSteps === 0
               ? '  replayed steps  none to compare (training resumed at the step the fault hit)'
-              : `  replayed steps  ${report.replayedSteps} rank-step loss${report.replayedSteps === 1 ? '' : 'es'} logged both before the fault and after the restore: ${report.replayedIdentical ? 'identical bit for bit' : 'they DIFFER'}`,
+              : `  replayed steps  ${report.replayedSteps} step${report.replayedSteps === 1 ? '' : 's'} run again from the checkpoint: losses ${report.firstDifference === null ? 'identical bit for bit to the run before the fault' : `DIFFER from step ${report.firstDifference.step} (${report.firstDifference.before} before, ${report.firstDifference.after} after)`}`,
             '',
             'try next:',
             '  npx cube up --nodes 4 --spares 1      # a cluster that stays up; then cube submit / jobs / events / logs',
