@@ -1,54 +1,30 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.ts';
 import { FakeControlPlane, waitFor } from './fake-control-plane.ts';
-import { alive, defer, launchCommand, python, repoRoot, startAgent, tempDirs } from './helpers.ts';
-
-interface CliAgent {
-  readonly child: ChildProcess;
-  readonly exited: Promise<number | null>;
-  stdout: string;
-  stderr: string;
-}
+import {
+  alive,
+  defer,
+  launchCommand,
+  python,
+  spawnCliAgent,
+  startAgent,
+  tempDirs,
+  type CliAgent,
+} from './helpers.ts';
 
 function cliAgent(cp: FakeControlPlane, dirs: { dataDir: string; l1: string }): CliAgent {
-  const child = spawn(
-    process.execPath,
-    [
-      join(repoRoot, 'bin/cube.js'),
-      'agent',
-      '--server',
-      cp.url,
-      '--token',
-      cp.joinToken,
-      '--name',
-      'node-a',
-      '--devices',
-      'cpu:2',
-      '--labels',
-      'server=s0,superNode=sn0',
-      '--role',
-      'spare',
-      '--data-dir',
-      dirs.dataDir,
-      '--l1',
-      dirs.l1,
-      '--heartbeat-ms',
-      '100',
-    ],
-    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const agent: CliAgent = {
-    child,
-    exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
-    stdout: '',
-    stderr: '',
-  };
-  child.stdout?.setEncoding('utf8').on('data', (c: string) => (agent.stdout += c));
-  child.stderr?.setEncoding('utf8').on('data', (c: string) => (agent.stderr += c));
-  return agent;
+  return spawnCliAgent(cp, dirs, [
+    '--devices',
+    'cpu:2',
+    '--labels',
+    'server=s0,superNode=sn0',
+    '--role',
+    'spare',
+    '--heartbeat-ms',
+    '100',
+  ]);
 }
 
 const sleeper = [python, '-c', 'import time; print("ready", flush=True); time.sleep(60)'];

@@ -8,7 +8,16 @@ import { join } from 'node:path';
 import { saveShard, slotFile } from '../../src/ckpt/index.ts';
 import { main } from '../../src/cli/main.ts';
 import { FakeControlPlane, waitFor } from './fake-control-plane.ts';
-import { alive, defer, launchCommand, python, repoRoot, startAgent, tempDirs } from './helpers.ts';
+import {
+  alive,
+  defer,
+  launchCommand,
+  python,
+  repoRoot,
+  spawnCliAgent,
+  startAgent,
+  tempDirs,
+} from './helpers.ts';
 
 const cubeBin = join(repoRoot, 'bin/cube.js');
 
@@ -227,38 +236,13 @@ test('a cube agent killed with SIGKILL leaves no checkpoint daemon behind', asyn
   const cp = await FakeControlPlane.start();
   defer(t, () => cp.close());
   const dirs = tempDirs(t);
-  const child = spawn(
-    process.execPath,
-    [
-      cubeBin,
-      'agent',
-      '--server',
-      cp.url,
-      '--token',
-      cp.joinToken,
-      '--name',
-      'node-a',
-      '--devices',
-      'cpu:1',
-      '--data-dir',
-      dirs.dataDir,
-      '--l1',
-      dirs.l1,
-      '--ckpt-nice',
-      '5',
-    ],
-    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const agent = spawnCliAgent(cp, dirs, ['--devices', 'cpu:1', '--ckpt-nice', '5']);
+  const child = agent.child;
   defer(t, () => void child.kill('SIGKILL'));
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  await waitFor('the join', () => stdout.includes('"joined":true'), { timeoutMs: 60_000 });
+  await waitFor('the join', () => agent.stdout.includes('"joined":true'), { timeoutMs: 60_000 });
   const agentPid = child.pid ?? 0;
   const [daemon] = childrenOf(agentPid).filter((p) => cmdline(p).includes('ckpt daemon'));
-  assert.ok(daemon !== undefined, `a daemon child of the agent; agent stderr: ${stderr}`);
+  assert.ok(daemon !== undefined, `a daemon child of the agent; agent stderr: ${agent.stderr}`);
   defer(t, () => {
     if (alive(daemon)) process.kill(daemon, 'SIGKILL');
   });
@@ -267,7 +251,7 @@ test('a cube agent killed with SIGKILL leaves no checkpoint daemon behind', asyn
     [Math.max(threadNiceness(process.pid)[0] ?? 0, 5)],
   );
   child.kill('SIGKILL');
-  await exited;
+  await agent.exited;
   await waitFor('the orphaned daemon to exit', () => !alive(daemon), { timeoutMs: 20_000 });
 });
 

@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,50 @@ import type { FakeControlPlane } from './fake-control-plane.ts';
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 // Debian's interpreter carries torch, numpy and xxhash; a pyenv python3 on PATH may not.
 export const python = '/usr/bin/python3';
+
+/** A `cube agent` process, its output collected as it comes. */
+export interface CliAgent {
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  stdout: string;
+  stderr: string;
+}
+
+/** Starts `cube agent` as node-a of `cp` in `dirs`, with `flags` added (devices, role, ...). */
+export function spawnCliAgent(
+  cp: FakeControlPlane,
+  dirs: { dataDir: string; l1: string },
+  flags: readonly string[],
+): CliAgent {
+  const child = spawn(
+    process.execPath,
+    [
+      join(repoRoot, 'bin/cube.js'),
+      'agent',
+      '--server',
+      cp.url,
+      '--token',
+      cp.joinToken,
+      '--name',
+      'node-a',
+      '--data-dir',
+      dirs.dataDir,
+      '--l1',
+      dirs.l1,
+      ...flags,
+    ],
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const agent: CliAgent = {
+    child,
+    exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
+    stdout: '',
+    stderr: '',
+  };
+  child.stdout?.setEncoding('utf8').on('data', (c: string) => (agent.stdout += c));
+  child.stderr?.setEncoding('utf8').on('data', (c: string) => (agent.stderr += c));
+  return agent;
+}
 
 interface TestContext {
   after: (fn: () => void | Promise<void>) => void;

@@ -3,7 +3,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { defaultCluster } from '../../src/hardware/index.ts';
 import { planJob, type Plan } from '../../src/plan/index.ts';
 import type { ModelArchitecture } from '../../src/zoo/index.ts';
 import {
@@ -94,25 +93,13 @@ describe('over all published runs', () => {
 
   test('with every dimension pinned the planner prices exactly one configuration', () => {
     const run = megatron2021[4] as MegatronRun;
+    // The published run with the last free dimensions pinned too, and no cap on how many plans
+    // come back: exactly one must.
+    const published = megatronRequest(run, gptModel(run));
     const r = planJob({
-      model: gptModel(run),
-      cluster: defaultCluster({ accelerator: 'a100-80g', gpus: run.gpus }),
-      seqLen: 2048,
-      globalBatch: run.globalBatch,
-      software: 'megatron-2021',
-      skipScaling: true,
-      pins: {
-        tp: run.tp,
-        pp: run.pp,
-        vpp: 2,
-        cp: 1,
-        ep: 1,
-        sp: false,
-        zero: 0,
-        recompute: 'full',
-        offload: 'none',
-        microBatch: 1,
-      },
+      ...published,
+      top: undefined,
+      pins: { ...published.pins, vpp: 2, microBatch: 1 },
     });
     single(r.plans, r.reason);
   });

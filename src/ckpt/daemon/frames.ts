@@ -42,7 +42,7 @@ export class FrameReader {
   #ended = false;
   #failure: Error | null = null;
   #wake: (() => void) | null = null;
-  #buffered: Buffer = Buffer.alloc(0);
+  #buffered: Buffer = emptyBuffer;
   /** Payload bytes of the current frame not yet read from the socket. */
   #left = 0;
 
