@@ -61,6 +61,9 @@ export function contentMismatchOf(error: unknown): ContentCheck | undefined {
 /** Reads of a source file, and the largest slice of a big buffer written at once. */
 const chunkBytes = 8 * 1024 * 1024;
 
+/** Bytes written between background flushes of a large file to its device. */
+const flushEveryBytes = 64 * 1024 * 1024;
+
 /** Pieces in one vectored write (Linux's IOV_MAX is 1024). */
 const maxPiecesPerWrite = 512;
 
@@ -269,19 +272,42 @@ export async function writeFileAtomic(
         throw storageError('write', path, cause);
       }
     };
+    // Written data is flushed to the device in the background every `flushEveryBytes`, so the
+    // disk works while the rest arrives and the final fsync finds little left to write (Linux
+    // would hold a few GiB dirty before starting on its own).
+    let flushing: Promise<void> | null = null;
+    let unflushed = 0;
     try {
       for await (const batch of sourceChunks(source, options)) {
         options.signal?.throwIfAborted();
         for (const piece of batch) hasher.update(piece);
         await settle();
+        if (unflushed >= flushEveryBytes && flushing === null) {
+          flushing = file.datasync();
+          flushing.catch(() => undefined);
+          unflushed = 0;
+          const started = flushing;
+          void started.then(
+            () => {
+              if (flushing === started) flushing = null;
+            },
+            () => undefined,
+          );
+        }
         writing = writeAll(file, batch);
         // Awaited by the next settle(); until then a failure must not count as unhandled.
         writing.catch(() => undefined);
+        for (const piece of batch) unflushed += piece.byteLength;
       }
     } finally {
-      if (writing !== null) await Promise.allSettled([writing]);
+      await Promise.allSettled([writing, flushing]);
     }
     await settle();
+    try {
+      await flushing;
+    } catch (cause) {
+      throw storageError('sync', path, cause);
+    }
     const expected = options.expected;
     if (expected !== undefined) {
       const check = compareContent(hasher, {

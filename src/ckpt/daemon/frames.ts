@@ -256,6 +256,19 @@ export async function sendFrame(
   prefix.writeUInt32BE(json.length, 0);
   await writeWithBackpressure(socket, Buffer.concat([prefix, json]));
   if (payload === undefined) return;
+  await sendPayload(socket, header.bytes ?? 0, payload, options);
+}
+
+/**
+ * Sends exactly `bytes` bytes from `payload`, paced, each chunk flushed to the kernel before
+ * the chunk after next is asked for while the next one is read ahead.
+ */
+export async function sendPayload(
+  socket: Socket,
+  bytes: number,
+  payload: AsyncIterable<Uint8Array>,
+  options: { pace?: (bytes: number) => Promise<void>; signal?: AbortSignal } = {},
+): Promise<void> {
   let sent = 0;
   for await (const chunk of readAhead(payload)) {
     options.signal?.throwIfAborted();
@@ -264,6 +277,6 @@ export async function sendFrame(
     await writeFlushed(socket, chunk);
     sent += chunk.byteLength;
   }
-  if (sent !== (header.bytes ?? 0))
-    throw new CubeError('INTERNAL', `sent ${sent} payload bytes, header said ${header.bytes ?? 0}`);
+  if (sent !== bytes)
+    throw new CubeError('INTERNAL', `sent ${sent} payload bytes, the header said ${bytes}`);
 }

@@ -1,7 +1,8 @@
 import { connect, type Socket } from 'node:net';
 import { CubeError, type CubeErrorCode, errorCodes } from '../../core/index.ts';
 import { shardRecordSchema, type ShardRecord } from '../schemas.ts';
-import { FrameReader, sendFrame, type FrameHeader } from './frames.ts';
+import { PayloadListener } from './dial-back.ts';
+import { FrameReader, sendFrame, sendPayload, type FrameHeader } from './frames.ts';
 import type { ReplicaHolding } from './peer-protocol.ts';
 
 /** Where a peer daemon listens for replication traffic. */
@@ -55,12 +56,20 @@ export class PeerClient {
   #socket: Socket | null = null;
   #reader: FrameReader | null = null;
   #queue: Promise<unknown> = Promise.resolve();
+  /** False once the peer could not connect back (or predates offers): replicas are pushed. */
+  #offers = true;
+  #listener: Promise<PayloadListener> | null = null;
 
   constructor(peer: PeerAddress) {
     this.peer = peer;
   }
 
-  /** Sends one shard as a replica and resolves when the peer has verified and stored it. */
+  /**
+   * Sends one shard as a replica and resolves when the peer has verified and stored it. The
+   * shard is offered and the peer fetches the bytes over a connection it dials to this node
+   * (dial-back.ts: the receiver reads into one reused buffer); a peer that cannot connect back,
+   * or predates offers, gets them pushed on this connection instead, from then on.
+   */
   putShard(
     record: ShardRecord,
     setRanks: readonly number[],
@@ -69,19 +78,62 @@ export class PeerClient {
   ): Promise<void> {
     return this.#exclusive(async () => {
       const { socket, reader } = await this.#connection(options.signal);
+      const sendOptions = {
+        ...(options.pace === undefined ? {} : { pace: options.pace }),
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      };
+      let data: Socket | null = null;
       const onAbort = (): void => {
         socket.destroy();
+        data?.destroy();
       };
       options.signal?.addEventListener('abort', onAbort, { once: true });
       try {
+        if (this.#offers) {
+          const listener = await this.#payloadListener(socket);
+          const { ticket, connection, cancel } = listener.expect();
+          await sendFrame(socket, {
+            op: 'offer-shard',
+            record,
+            setRanks,
+            port: listener.port,
+            ticket,
+          });
+          // The peer either dials in for the bytes or answers at once (it could not connect).
+          const replied = reader.next();
+          // Awaited below unless the dial-in fails first; never an unhandled rejection.
+          replied.catch(() => undefined);
+          const first = await Promise.race([
+            connection.then((dialed) => ({ kind: 'dialed' as const, dialed })),
+            replied.then((reply) => ({ kind: 'replied' as const, reply })),
+          ]);
+          if (first.kind === 'dialed') {
+            data = first.dialed;
+            await this.#sendOffered(data, record.bytes, payload, sendOptions);
+            const reply = await replied;
+            if (reply === null) throw new CubeError('INFEASIBLE', `peer ${this.peer.node} hung up`);
+            if (reply.header.op !== 'ok') throw replyError(this.peer, reply.header);
+            return;
+          }
+          cancel();
+          const header = first.reply?.header;
+          if (header === undefined)
+            throw new CubeError('INFEASIBLE', `peer ${this.peer.node} hung up`);
+          if (header.op === 'ok')
+            throw new CubeError('INTERNAL', `peer ${this.peer.node} stored a shard it never got`);
+          // A peer that predates offers rejects the request; one that cannot connect says so.
+          const pushInstead =
+            header.dialBack === 'failed' ||
+            (header.code === 'INVALID_VALUE' &&
+              String(header.message).startsWith('bad peer request'));
+          if (!pushInstead) throw replyError(this.peer, header);
+          this.#offers = false;
+        }
         await sendFrame(
           socket,
           { op: 'put-shard', record, setRanks, bytes: record.bytes },
           payload,
-          {
-            ...(options.pace === undefined ? {} : { pace: options.pace }),
-            ...(options.signal === undefined ? {} : { signal: options.signal }),
-          },
+          sendOptions,
         );
         const reply = await reader.next();
         if (reply === null) throw new CubeError('INFEASIBLE', `peer ${this.peer.node} hung up`);
@@ -90,9 +142,43 @@ export class PeerClient {
         this.#drop();
         throw error;
       } finally {
+        data?.destroy();
         options.signal?.removeEventListener('abort', onAbort);
       }
     });
+  }
+
+  /**
+   * Streams an offered shard's bytes on the connection the peer dialed. A failure here is
+   * swallowed when the peer then replies: it knows why it stopped reading (a full disk, a
+   * checksum), and its reply says so.
+   */
+  async #sendOffered(
+    data: Socket,
+    bytes: number,
+    payload: AsyncIterable<Uint8Array>,
+    options: { pace?: (bytes: number) => Promise<void>; signal?: AbortSignal },
+  ): Promise<void> {
+    try {
+      await sendPayload(data, bytes, payload, options);
+      data.end();
+    } catch (error) {
+      data.destroy();
+      if (options.signal?.aborted === true) throw error;
+      if (error instanceof CubeError && error.code === 'INTERNAL') throw error;
+    }
+  }
+
+  async #payloadListener(socket: Socket): Promise<PayloadListener> {
+    if (this.#listener === null) {
+      // The address the peer reached this node on is one it can connect back to.
+      const host = socket.localAddress;
+      if (host === undefined)
+        throw new CubeError('INTERNAL', 'connection to the peer has no local address');
+      this.#listener = PayloadListener.listen(host);
+      this.#listener.catch(() => (this.#listener = null));
+    }
+    return this.#listener;
   }
 
   /** The committed replicas of `job` the peer holds. */
@@ -174,6 +260,9 @@ export class PeerClient {
 
   close(): void {
     this.#drop();
+    const listener = this.#listener;
+    this.#listener = null;
+    void listener?.then((l) => l.close()).catch(() => undefined);
   }
 
   #exclusive<T>(work: () => Promise<T>): Promise<T> {

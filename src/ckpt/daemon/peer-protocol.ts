@@ -4,7 +4,8 @@ import { jobIdSchema, shardRecordSchema } from '../schemas.ts';
 /**
  * The requests one node daemon sends another (docs/checkpoint-format.md, "Daemon-to-daemon
  * replication"). Every request gets exactly one reply frame; `put-shard` and a successful
- * `get-shard` carry the shard bytes as the frame payload.
+ * `get-shard` carry the shard bytes as the frame payload; for `offer-shard` the receiver
+ * fetches them over a connection it dials (dial-back.ts), then replies.
  */
 export const peerRequestSchema = z.discriminatedUnion('op', [
   z.object({
@@ -14,6 +15,15 @@ export const peerRequestSchema = z.discriminatedUnion('op', [
     /** The source node's ranks for this step: the set the replica manifest waits for. */
     setRanks: z.array(z.int().min(0)).min(1),
     bytes: z.int().min(0),
+  }),
+  z.object({
+    op: z.literal('offer-shard'),
+    record: shardRecordSchema,
+    setRanks: z.array(z.int().min(0)).min(1),
+    /** Where the receiver connects to fetch the bytes (on the sender's address). */
+    port: z.int().min(1).max(65535),
+    /** Presented on that connection, once. */
+    ticket: z.string().min(16).max(64),
   }),
   z.object({ op: z.literal('list'), job: jobIdSchema }),
   z.object({
@@ -44,4 +54,6 @@ export type PeerReply =
       readonly op: 'error';
       readonly code: string;
       readonly message: string;
+      /** On an `offer-shard`: the receiver could not connect to the sender. */
+      readonly dialBack?: 'failed';
     };

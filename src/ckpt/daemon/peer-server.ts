@@ -6,8 +6,16 @@ import { fileKey, shardFile } from '../layout.ts';
 import { putRecord } from '../save-shard.ts';
 import { scanJob, isCommitted, readRecord } from '../scan.ts';
 import type { ShardRecord } from '../schemas.ts';
+import type { ByteSource } from '../atomic-file.ts';
+import { fetchPayload } from './dial-back.ts';
 import { FrameReader, sendFrame, type FrameHeader } from './frames.ts';
-import { peerRequestSchema, type ReplicaHolding } from './peer-protocol.ts';
+import {
+  peerRequestSchema,
+  type PeerReply,
+  type PeerRequest,
+  type ReplicaHolding,
+} from './peer-protocol.ts';
+import { allocateStagingBuffers, type StagingBuffers } from './staged-receive.ts';
 import type { DaemonLog } from './daemon-log.ts';
 
 export interface PeerServerOptions {
@@ -34,6 +42,8 @@ export class PeerServer {
   /** Per job and step, the ranks of each source set received (to commit L2 manifests). */
   readonly #received = new Map<string, Map<number, Set<number>>>();
   readonly #sets = new Map<string, Map<number, Set<string>>>();
+  /** Receive buffers of finished fetches, reused by the next. */
+  readonly #staging: StagingBuffers[] = [];
 
   constructor(options: PeerServerOptions) {
     this.#options = options;
@@ -95,22 +105,17 @@ export class PeerServer {
     const request = parsed.data;
     switch (request.op) {
       case 'put-shard': {
-        try {
-          await this.#storeReplica(request.record, request.setRanks, runs ?? noRuns());
-          await sendFrame(socket, { op: 'ok' });
-        } catch (error) {
-          const e = error instanceof CubeError ? error : new CubeError('INTERNAL', String(error));
-          this.#options.log.warn(
-            {
-              job: request.record.job,
-              step: request.record.step,
-              rank: request.record.rank,
-              err: e.message,
-            },
-            'replica rejected',
-          );
-          await sendFrame(socket, { op: 'error', code: e.code, message: e.message });
-        }
+        const pieces: ByteSource = { kind: 'pieces', runs: runs ?? noRuns() };
+        // A socket's pieces are fresh buffers: written by reference, without a copy.
+        const reply = await this.#replyToStore(request.record, () =>
+          this.#storeReplica(request.record, request.setRanks, pieces),
+        );
+        await sendFrame(socket, reply);
+        return;
+      }
+      case 'offer-shard': {
+        const reply = await this.#fetchReplica(socket, request);
+        await sendFrame(socket, reply);
         return;
       }
       case 'list': {
@@ -149,20 +154,68 @@ export class PeerServer {
       .map((s) => ({ step: s.step, ranks: s.ranks, bytes: s.bytes }));
   }
 
+  /**
+   * Fetches an offered shard over a connection to the sender and stores it. A sender that
+   * cannot be reached gets `dialBack: 'failed'` in the error, and sends the bytes itself.
+   */
+  async #fetchReplica(
+    socket: Socket,
+    offer: Extract<PeerRequest, { op: 'offer-shard' }>,
+  ): Promise<PeerReply> {
+    const host = socket.remoteAddress;
+    const buffers = this.#staging.pop() ?? allocateStagingBuffers();
+    let fetched: Awaited<ReturnType<typeof fetchPayload>>;
+    try {
+      if (host === undefined) throw new CubeError('INFEASIBLE', 'the sender has no address');
+      fetched = await fetchPayload(
+        { host, port: offer.port, ticket: offer.ticket, bytes: offer.record.bytes },
+        buffers,
+      );
+    } catch (error) {
+      this.#staging.push(buffers);
+      const message = error instanceof Error ? error.message : String(error);
+      return { op: 'error', code: 'INFEASIBLE', message, dialBack: 'failed' };
+    }
+    try {
+      return await this.#replyToStore(offer.record, () =>
+        this.#storeReplica(offer.record, offer.setRanks, {
+          kind: 'stream',
+          stream: fetched.chunks,
+        }),
+      );
+    } finally {
+      fetched.close();
+      // One set per concurrent transfer is kept for the next (a few senders at most).
+      if (this.#staging.length < 2) this.#staging.push(buffers);
+    }
+  }
+
+  /** Runs `store` and turns its outcome into the reply frame; a rejection is logged. */
+  async #replyToStore(record: ShardRecord, store: () => Promise<void>): Promise<PeerReply> {
+    try {
+      await store();
+      return { op: 'ok' };
+    } catch (error) {
+      const e = error instanceof CubeError ? error : new CubeError('INTERNAL', String(error));
+      this.#options.log.warn(
+        { job: record.job, step: record.step, rank: record.rank, err: e.message },
+        'replica rejected',
+      );
+      return { op: 'error', code: e.code, message: e.message };
+    }
+  }
+
   async #storeReplica(
     record: ShardRecord,
     setRanks: readonly number[],
-    runs: AsyncIterable<readonly Uint8Array[]>,
+    source: ByteSource,
   ): Promise<void> {
     const store = asStore(this.#options.l2Root);
     const file = shardFile(record.step, record.rank);
     // `expected` makes the store discard (never rename into place) content that differs.
-    await store.put(
-      fileKey(record.job, file),
-      // A socket's pieces are fresh buffers: written by reference, without a copy.
-      { kind: 'pieces', runs },
-      { expected: { bytes: record.bytes, xxh3: record.xxh3 } },
-    );
+    await store.put(fileKey(record.job, file), source, {
+      expected: { bytes: record.bytes, xxh3: record.xxh3 },
+    });
     await putRecord(store, { ...record, file });
     const ranks = this.#noteReceived(record.job, record.step, record.rank, setRanks);
     if (ranks.length === 0) return;
