@@ -1,4 +1,15 @@
-import { mkdir, open, readdir, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import {
+  access,
+  mkdir,
+  open,
+  readdir,
+  rm,
+  stat,
+  statfs,
+  unlink,
+  type FileHandle,
+} from 'node:fs/promises';
+import { constants } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { CubeError } from '../core/index.ts';
 import {
@@ -93,13 +104,14 @@ export class FsDurableStore implements DurableStore {
 
   async get(key: string, options: GetOptions = {}): Promise<AsyncIterable<Uint8Array>> {
     const path = this.pathOf(key);
-    let handle: FileHandle;
+    // A missing or unreadable file fails here; the file is opened only once iteration starts,
+    // so a reader that is dropped unread (the connection it was for failed) holds no handle.
     try {
-      handle = await open(path, 'r');
+      await access(path, constants.R_OK);
     } catch (cause) {
       throw storageError('read', path, cause);
     }
-    return readChunks(handle, path, options);
+    return readChunks(path, options);
   }
 
   async head(key: string): Promise<ObjectInfo | null> {
@@ -195,11 +207,13 @@ export class FsDurableStore implements DurableStore {
   }
 }
 
-async function* readChunks(
-  handle: FileHandle,
-  path: string,
-  options: GetOptions,
-): AsyncGenerator<Uint8Array> {
+async function* readChunks(path: string, options: GetOptions): AsyncGenerator<Uint8Array> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'r');
+  } catch (cause) {
+    throw storageError('read', path, cause);
+  }
   try {
     let position = options.range?.start ?? 0;
     const end = options.range?.end ?? Number.POSITIVE_INFINITY;
