@@ -7,6 +7,7 @@
 //   3. throughput.ts   L3 persistStep vs dd; L2 replication vs a raw TCP stream
 //   4. restore_time.py load_latest() from L1, L2 and L3, and its checksum share
 // and prints every bench's table as it goes, then all rows together. See bench/ckpt/README.md.
+// Before each bench it syncs and waits (up to a minute) for the disk to go quiet.
 //
 // Flags: --sizes 256M,1G,4G  --ranks 1,2  --parts stall,slowdown,throughput,restore
 //        --repeats N (override every bench's default)  --bandwidth-mbps 100 (the replication
@@ -34,6 +35,7 @@ import {
   writeRows,
   type Row,
 } from './common.ts';
+import { waitForQuietDisk } from './quiet-disk.ts';
 
 const parts = ['stall', 'slowdown', 'throughput', 'restore'] as const;
 type Part = (typeof parts)[number];
@@ -89,7 +91,7 @@ function markdownTable(rows: readonly Row[]): string {
   return `${lines.join('\n')}\n`;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       sizes: { type: 'string', default: '256M,1G,4G' },
@@ -188,6 +190,10 @@ function main(): void {
             default:
               throw new Error(part satisfies never);
           }
+          const settled = await waitForQuietDisk(values.disk);
+          process.stdout.write(
+            `[${part}] ${cfg}: disk ${settled.quiet ? 'quiet' : 'still busy'} after ${settled.seconds.toFixed(1)} s\n`,
+          );
           const t0 = performance.now();
           const [bin = '', ...args] = command;
           const r = spawnSync(bin, args, { cwd: repoRoot, env, stdio: 'inherit' });
@@ -228,4 +234,4 @@ function main(): void {
   }
 }
 
-main();
+await main();
