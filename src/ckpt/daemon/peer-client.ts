@@ -59,6 +59,7 @@ export class PeerClient {
   /** False once the peer could not connect back (or predates offers): replicas are pushed. */
   #offers = true;
   #listener: Promise<PayloadListener> | null = null;
+  #closed = false;
 
   constructor(peer: PeerAddress) {
     this.peer = peer;
@@ -170,6 +171,9 @@ export class PeerClient {
   }
 
   async #payloadListener(socket: Socket): Promise<PayloadListener> {
+    // A client closed while a put was on its way must not open a listener nobody closes.
+    if (this.#closed)
+      throw new CubeError('INFEASIBLE', `connection to peer ${this.peer.node} closed`);
     if (this.#listener === null) {
       // The address the peer reached this node on is one it can connect back to.
       const host = socket.localAddress;
@@ -259,6 +263,7 @@ export class PeerClient {
   }
 
   close(): void {
+    this.#closed = true;
     this.#drop();
     const listener = this.#listener;
     this.#listener = null;

@@ -215,6 +215,17 @@ describe('PeerClient with a peer that does not fetch offers', () => {
       }
     });
 
+  test('a closed client offers nothing more (it would open a listener nobody closes)', async () => {
+    const peer = await fakePeer({ code: 'INFEASIBLE', message: 'unused' });
+    const client = new PeerClient({ node: 'node-b', host: '127.0.0.1', port: peer.port });
+    client.close();
+    const data = randomBytes(1000);
+    await assert.rejects(client.putShard(recordOf(data, 1), [0], chunksOf(data, 512)), {
+      message: /connection to peer node-b closed/,
+    });
+    assert.equal(peer.offers(), 0);
+  });
+
   test('any other refusal of an offer is the error, with no push', async () => {
     const peer = await fakePeer({ code: 'INFEASIBLE', message: 'no space left for replicas' });
     const client = new PeerClient({ node: 'node-b', host: '127.0.0.1', port: peer.port });
