@@ -276,23 +276,21 @@ export async function writeFileAtomic(
     // disk works while the rest arrives and the final fsync finds little left to write (Linux
     // would hold a few GiB dirty before starting on its own).
     let flushing: Promise<void> | null = null;
+    let flushed = true;
     let unflushed = 0;
     try {
       for await (const batch of sourceChunks(source, options)) {
         options.signal?.throwIfAborted();
         for (const piece of batch) hasher.update(piece);
         await settle();
-        if (unflushed >= flushEveryBytes && flushing === null) {
-          flushing = file.datasync();
+        if (unflushed >= flushEveryBytes && flushed) {
+          // A failed flush is kept (and none started after it): the write fails below.
+          flushed = false;
+          flushing = file.datasync().then(() => {
+            flushed = true;
+          });
           flushing.catch(() => undefined);
           unflushed = 0;
-          const started = flushing;
-          void started.then(
-            () => {
-              if (flushing === started) flushing = null;
-            },
-            () => undefined,
-          );
         }
         writing = writeAll(file, batch);
         // Awaited by the next settle(); until then a failure must not count as unhandled.

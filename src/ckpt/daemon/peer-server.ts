@@ -164,6 +164,10 @@ export class PeerServer {
   ): Promise<PeerReply> {
     const host = socket.remoteAddress;
     const buffers = this.#staging.pop() ?? allocateStagingBuffers();
+    // One set per concurrent transfer is kept for the next (a few senders at most).
+    const release = (): void => {
+      if (this.#staging.length < 2) this.#staging.push(buffers);
+    };
     let fetched: Awaited<ReturnType<typeof fetchPayload>>;
     try {
       if (host === undefined) throw new CubeError('INFEASIBLE', 'the sender has no address');
@@ -172,7 +176,7 @@ export class PeerServer {
         buffers,
       );
     } catch (error) {
-      this.#staging.push(buffers);
+      release();
       const message = error instanceof Error ? error.message : String(error);
       return { op: 'error', code: 'INFEASIBLE', message, dialBack: 'failed' };
     }
@@ -185,8 +189,7 @@ export class PeerServer {
       );
     } finally {
       fetched.close();
-      // One set per concurrent transfer is kept for the next (a few senders at most).
-      if (this.#staging.length < 2) this.#staging.push(buffers);
+      release();
     }
   }
 

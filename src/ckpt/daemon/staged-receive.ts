@@ -116,12 +116,9 @@ export class StagedReceive {
       this.#notify();
       return false;
     }
-    if (read === this.#target && this.#filling !== null && read !== this.#buffers.spare) {
-      // Landed in place.
-      this.#filled += n;
-      this.#received += n;
-      if (this.#filled === this.#filling.length || this.#received === this.#bytes) this.#handOver();
-    } else this.#copyIn(read, n);
+    // A read lands in place unless the spare was all there was to give.
+    if (read !== this.#buffers.spare && read === this.#target) this.#advance(n);
+    else this.#copyIn(read, n);
     this.#notify();
     if (this.#filling !== null || this.#free.length > 0 || this.#received === this.#bytes)
       return true;
@@ -142,11 +139,17 @@ export class StagedReceive {
       }
       const take = Math.min(n - at, this.#filling.length - this.#filled);
       read.copy(this.#filling, this.#filled, at, at + take);
-      this.#filled += take;
-      this.#received += take;
+      this.#advance(take);
       at += take;
-      if (this.#filled === this.#filling.length || this.#received === this.#bytes) this.#handOver();
     }
+  }
+
+  /** Counts `n` bytes written at the end of the chunk being filled; hands it over when done. */
+  #advance(n: number): void {
+    const filling = this.#filling as Buffer;
+    this.#filled += n;
+    this.#received += n;
+    if (this.#filled === filling.length || this.#received === this.#bytes) this.#handOver();
   }
 
   get #chunkBytes(): number {
