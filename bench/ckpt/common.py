@@ -372,6 +372,7 @@ class Daemon:
         bandwidth_mbps: float | None = None,
         l3_every: int | None = None,
         nice: int | None = None,
+        cpus: Sequence[int] | None = None,
     ) -> None:
         for d in (l1, l2):
             os.makedirs(d, exist_ok=True)
@@ -402,6 +403,8 @@ class Daemon:
             args += ["--bandwidth-mbps", str(bandwidth_mbps)]
         if l3_every is not None:
             args += ["--l3-every", str(l3_every)]
+        if cpus is not None:  # the node's housekeeping cores
+            args += ["--cpus", ",".join(str(c) for c in cpus)]
         if nice is not None:  # a lower CPU priority than the training processes
             args = ["nice", "-n", str(nice), *args]
         self.log_path = os.path.join(log_dir, f"daemon-{node}.log")

@@ -64,6 +64,49 @@ function machine(shm: string, disk: string): string {
   ].join('\n');
 }
 
+/** Milliseconds per 512x512 matmul on each CPU (`cpu_speed.py`), or null when the probe failed. */
+function probeCpuSpeed(env: NodeJS.ProcessEnv): Record<string, number> | null {
+  const r = spawnSync(python, ['bench/ckpt/cpu_speed.py'], {
+    cwd: repoRoot,
+    env,
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) return null;
+  try {
+    return (JSON.parse(r.stdout) as { ms_per_matmul: Record<string, number> }).ms_per_matmul;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * An info row: how fast each CPU ran the same work before and after a bench, and the ratio of
+ * the slowest to the fastest of those figures (a virtual machine's vCPUs drift apart and
+ * together as the host is busy, and every other figure of the bench drifts with them).
+ */
+function cpuSpeedRow(
+  part: string,
+  cfg: string,
+  before: Record<string, number> | null,
+  after: Record<string, number> | null,
+): Row {
+  const cpusSeen = Object.keys(before ?? after ?? {});
+  const all = [...Object.values(before ?? {}), ...Object.values(after ?? {})];
+  const show = (speed: Record<string, number> | null, cpu: string): string =>
+    speed?.[cpu] === undefined ? '?' : speed[cpu].toFixed(0);
+  return row({
+    bench: part,
+    config: cfg,
+    metric: 'CPU speed before -> after (ms per 512x512 matmul, by CPU)',
+    cube: cpusSeen.map((c) => `cpu${c} ${show(before, c)} -> ${show(after, c)}`).join(', '),
+    baseline: 'the fastest of these',
+    ratio: all.length === 0 ? null : Math.max(...all) / Math.min(...all),
+    target: '-',
+    result: 'info',
+    note: 'bench/ckpt/cpu_speed.py; a ratio well above 1 means the machine itself changed speed, by that much, around this bench',
+  });
+}
+
 /** The rows as a Markdown table (for bench/ckpt/README.md), notes in the last column. */
 function markdownTable(rows: readonly Row[]): string {
   const esc = (x: string): string => x.replaceAll('|', '\\|');
@@ -194,6 +237,7 @@ async function main(): Promise<void> {
           process.stdout.write(
             `[${part}] ${cfg}: disk ${settled.quiet ? 'quiet' : 'still busy'} after ${settled.seconds.toFixed(1)} s\n`,
           );
+          const speedBefore = probeCpuSpeed(env);
           const t0 = performance.now();
           const [bin = '', ...args] = command;
           const r = spawnSync(bin, args, { cwd: repoRoot, env, stdio: 'inherit' });
@@ -201,6 +245,7 @@ async function main(): Promise<void> {
           process.stdout.write(
             `[${part}] ${cfg}: ${seconds.toFixed(0)} s, load average ${loadavg()[0]?.toFixed(2) ?? '?'}\n`,
           );
+          writeRows([cpuSpeedRow(part, cfg, speedBefore, probeCpuSpeed(env))], rowsFile);
           if (r.status !== 0)
             writeRows(
               [

@@ -14,7 +14,9 @@ in a loop. The run, in one go:
    priority), `cap` (`--bandwidth-mbps` on replication; L3 persistence has no cap), `default`
    (what Cube ships: the client's background thread at nice 10, `CUBE_CKPT_NICE`, and the
    daemons at nice 10, as the node agent starts its daemon, `--ckpt-nice`), `nice` (the same at
-   nice 19: how much of the slowdown is CPU share);
+   nice 19: how much of the slowdown is CPU share), `pinned` (the defaults, and each rank on a
+   CPU of its own while the client threads and both daemons share the CPUs left over, as
+   `cube agent --ckpt-cpus` sets them apart; skipped when no CPU is left over);
 3. the baseline again (the machine drifts: both baseline segments are reported).
 
 A step is "busy" when it overlaps background work: the client's background thread (hash,
@@ -117,9 +119,12 @@ def worker(ctx: RankContext, nbytes: int, matmuls: int) -> str:
             ctx.sync()
             ctx.outbox.put(("done", ctx.rank, [step() for _ in range(n)]))
         elif cmd == "open":
-            socket, l1, job, client_nice = args
+            socket, l1, job, client_nice, pin = args
+            if pin is not None:  # this rank's training thread on its own core
+                os.sched_setaffinity(0, {pin["rank_cpus"][ctx.rank]})
             ckpt = cube.Checkpointer(
                 background_nice=client_nice,
+                background_cpus=None if pin is None else pin["ckpt_cpus"],
                 job=job,
                 rank=ctx.rank,
                 world_size=ctx.ranks,
@@ -160,6 +165,7 @@ def worker(ctx: RankContext, nbytes: int, matmuls: int) -> str:
         elif cmd == "close":
             ckpt.close()
             ckpt = None
+            os.sched_setaffinity(0, range(os.cpu_count() or 1))
             ctx.outbox.put(("done", ctx.rank, "closed"))
 
 
@@ -176,13 +182,14 @@ def run(
     ranks: int,
     shm: str,
     disk: str,
-    variants: list[tuple[str, float | None, int | None]],
+    variants: list[tuple[str, float | None, int | None, int, bool]],
     saves: int = 2,
     step_ms: float = 200,
     base_steps: int = 20,
 ) -> list[Row]:
     """Runs one configuration with the given variants (label, replication cap in MB/s, the
-    daemons' nice level, the client thread's nice level); returns its rows."""
+    daemons' nice level, the client thread's nice level, whether training and checkpoint work
+    get cores of their own); returns its rows."""
     cfg = config_name(nbytes, ranks)
     why = fits(ram_bytes=ranks * nbytes, shm_bytes=2 * ranks * nbytes, shm=shm)
     if why:
@@ -204,8 +211,21 @@ def run(
 
         base1 = base()
         results = []
-        for vi, (label, cap, nice, client_nice) in enumerate(variants):
+        for vi, (label, cap, nice, client_nice, pinned) in enumerate(variants):
             job = f"slowdown{vi}"
+            pin = None
+            if pinned:
+                cpus = sorted(os.sched_getaffinity(0))
+                if len(cpus) <= ranks:
+                    rows.append(
+                        skip_row(
+                            BENCH,
+                            cfg,
+                            f"{label}: {len(cpus)} CPUs leave none for checkpoint work beside {ranks} rank(s)",
+                        )
+                    )
+                    continue
+                pin = {"rank_cpus": cpus[:ranks], "ckpt_cpus": cpus[ranks:]}
             l1 = os.path.join(work_shm, "a-l1")
             peer = Daemon(
                 "node-b",
@@ -214,6 +234,7 @@ def run(
                 os.path.join(work_disk, "b.sock"),
                 work_disk,
                 nice=nice,
+                cpus=None if pin is None else pin["ckpt_cpus"],
             )
             node = Daemon(
                 "node-a",
@@ -225,9 +246,10 @@ def run(
                 replica_peer=peer,
                 bandwidth_mbps=cap,
                 nice=nice,
+                cpus=None if pin is None else pin["ckpt_cpus"],
             )
             # Warm-up save (allocates slot 0): how long its background work takes sets K.
-            pool.send("open", node.socket, l1, job, client_nice)
+            pool.send("open", node.socket, l1, job, client_nice, pin)
             warm = pool.gather()
             t_client = time.monotonic()
             node.wait_idle()
@@ -354,18 +376,26 @@ def main() -> None:
         "--variants",
         default="plain,default,nice",
         help="variants: plain (no cap, no priorities), cap (--bandwidth-mbps), default (client thread"
-        " and daemons at nice 10, as Cube ships), nice (the same at nice 19)",
+        " and daemons at nice 10, as Cube ships), nice (the same at nice 19), pinned (the defaults,"
+        " ranks on CPUs of their own, checkpoint work on the rest)",
     )
     p.add_argument("--shm", default="/dev/shm", help="tmpfs for L1")
     p.add_argument("--disk", default=tempfile.gettempdir(), help="disk for L2 replicas and L3")
     p.add_argument("--json", help="append the rows as JSON lines to this file")
     a = p.parse_args()
     nbytes = parse_size(a.size)
-    known: dict[str, tuple[str, float | None, int | None, int]] = {
-        "plain": ("no cap, no priorities", None, None, 0),
-        "cap": (f"L2 cap {a.bandwidth_mbps:g} MB/s, no priorities", a.bandwidth_mbps, None, 0),
-        "default": ("Cube's defaults: client thread and daemons at nice 10", None, 10, 10),
-        "nice": ("client thread and daemons at nice 19", None, 19, 19),
+    known: dict[str, tuple[str, float | None, int | None, int, bool]] = {
+        "plain": ("no cap, no priorities", None, None, 0, False),
+        "cap": (f"L2 cap {a.bandwidth_mbps:g} MB/s, no priorities", a.bandwidth_mbps, None, 0, False),
+        "default": ("Cube's defaults: client thread and daemons at nice 10", None, 10, 10, False),
+        "nice": ("client thread and daemons at nice 19", None, 19, 19, False),
+        "pinned": (
+            "Cube's defaults, ranks and checkpoint work (client thread, daemons) on separate cores",
+            None,
+            10,
+            10,
+            True,
+        ),
     }
     variants = [known[v.strip()] for v in a.variants.split(",") if v.strip()]
     saves = a.saves or (2 if nbytes * a.ranks <= GIB else 1)

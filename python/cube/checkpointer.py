@@ -28,7 +28,7 @@ from .progress import report_restored
 from .errors import CheckpointError, CheckpointWarning
 from .flatten import flatten_state, unflatten_state
 from .layout import LevelPaths, atomic_write, atomic_write_json, rank_name, remove_quiet, write_all
-from .priority import lower_thread_priority
+from .priority import lower_thread_priority, pin_thread
 from .manifest import check_listed_files, make_manifest, make_record, read_record
 from .restore import Catalog, Shard, load_source
 from .retention import collect, drop_rank_step
@@ -55,9 +55,10 @@ class Checkpointer:
 
     Configuration comes from the launcher's environment (`CUBE_JOB_ID`, `RANK`, `WORLD_SIZE`,
     `LOCAL_RANK`, `LOCAL_WORLD_SIZE`, `CUBE_NODE`, `CUBE_CKPT_L1`, `CUBE_CKPT_L3`,
-    `CUBE_CKPT_L3_EVERY`, `CUBE_CKPT_KEEP`, `CUBE_CKPT_SOCKET`); keyword arguments override it:
-    job, rank, world_size, local_rank, local_ranks, node, l1_dir, l3_dir, l3_every, keep, socket,
-    slots (default 2), layout, commit_timeout_s.
+    `CUBE_CKPT_L3_EVERY`, `CUBE_CKPT_KEEP`, `CUBE_CKPT_SOCKET`, `CUBE_CKPT_NICE`,
+    `CUBE_CKPT_CPUS`); keyword arguments override it: job, rank, world_size, local_rank,
+    local_ranks, node, l1_dir, l3_dir, l3_every, keep, socket, slots (default 2), layout,
+    commit_timeout_s, background_nice, background_cpus.
     """
 
     def __init__(self, **overrides: Any) -> None:
@@ -347,6 +348,20 @@ class Checkpointer:
 
     def _run(self) -> None:
         lower_thread_priority(self.config.background_nice)
+        cpus = self.config.background_cpus
+        if cpus is not None:
+            try:
+                pin_thread(cpus)
+            except OSError as e:  # a placement hint: the checkpoints are as safe without it
+                self._report(
+                    CheckpointError(
+                        "INFEASIBLE",
+                        f"cannot keep the background thread on CPUs {sorted(cpus)} ({e.strerror});"
+                        " it runs wherever the scheduler puts it",
+                        {"field": "CUBE_CKPT_CPUS"},
+                    ),
+                    warn=True,
+                )
         while True:
             job = self._queue.get()
             try:

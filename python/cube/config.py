@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 from .errors import CheckpointError
 from .layout import JOB_ID
+from .priority import parse_cpu_list
 
 DEFAULT_KEEP = {"L1": 2, "L2": 2, "L3": 3}
 
@@ -93,15 +94,18 @@ class Config:
     # The nice value of the background thread (copy-out, hash, record, L3 write), so that on a
     # busy node it takes only CPU time training leaves idle. 0 keeps the training thread's priority.
     background_nice: int = 10
+    # The CPUs the background thread runs on (the node's housekeeping cores), or None to leave
+    # it where the scheduler puts it.
+    background_cpus: frozenset[int] | None = None
 
 
 def load_config(**overrides: Any) -> Config:
     """Reads the environment contract of docs/checkpoint-format.md; keyword arguments win.
 
     Keywords: job, rank, world_size, local_rank, local_ranks, node, l1_dir, l3_dir, l3_every, keep,
-    socket, slots, layout, commit_timeout_s, background_nice. Ranks on this node default to the contiguous block
-    `RANK - LOCAL_RANK .. + LOCAL_WORLD_SIZE` (torch's launch order); LOCAL_WORLD_SIZE defaults to
-    WORLD_SIZE (one node).
+    socket, slots, layout, commit_timeout_s, background_nice, background_cpus. Ranks on this node
+    default to the contiguous block `RANK - LOCAL_RANK .. + LOCAL_WORLD_SIZE` (torch's launch
+    order); LOCAL_WORLD_SIZE defaults to WORLD_SIZE (one node).
     """
     unknown = set(overrides) - set(Config.__dataclass_fields__)
     if unknown:
@@ -154,6 +158,7 @@ def load_config(**overrides: Any) -> Config:
             f"background_nice {background_nice} must lie in 0..19",
             {"field": "background_nice" if "background_nice" in o else "CUBE_CKPT_NICE"},
         )
+    background_cpus = _background_cpus(o)
     return Config(
         job=job,
         rank=rank,
@@ -170,4 +175,32 @@ def load_config(**overrides: Any) -> Config:
         layout=dict(o.get("layout", {"tp": 1, "pp": 1, "dp": world})),
         commit_timeout_s=float(o.get("commit_timeout_s", 120.0)),
         background_nice=background_nice,
+        background_cpus=background_cpus,
     )
+
+
+def _background_cpus(o: Mapping[str, Any]) -> frozenset[int] | None:
+    """`background_cpus` (a CPU list string or numbers) or `CUBE_CKPT_CPUS`, checked against the
+    CPUs this machine has."""
+    where = "background_cpus" if "background_cpus" in o else "CUBE_CKPT_CPUS"
+    raw = o["background_cpus"] if "background_cpus" in o else (os.environ.get("CUBE_CKPT_CPUS") or None)
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        cpus = parse_cpu_list(raw, where)
+    else:
+        try:
+            cpus = frozenset(int(c) for c in raw)
+        except (TypeError, ValueError) as e:
+            raise CheckpointError("INVALID_VALUE", f"{where}: cannot read {raw!r} as CPUs", {"field": where}) from e
+    if not cpus:
+        raise CheckpointError("INVALID_VALUE", f"{where}: no CPU given", {"field": where})
+    present = os.cpu_count() or 1
+    missing = sorted(c for c in cpus if not 0 <= c < present)
+    if missing:
+        raise CheckpointError(
+            "INVALID_VALUE",
+            f"{where}: CPU {missing[0]} does not exist (this machine has CPUs 0-{present - 1})",
+            {"field": where},
+        )
+    return cpus

@@ -115,6 +115,41 @@ class SaveLoadTest(LevelsTestCase):
             self.ckpt(background_nice=20)
         self.assertEqual(cm.exception.where["field"], "background_nice")
 
+    def test_the_background_thread_runs_on_its_own_cpus_while_training_keeps_its_own(self) -> None:
+        if not hasattr(os, "sched_getaffinity"):
+            self.skipTest("per-thread CPU affinity exists on Linux only")
+        mine = os.sched_getaffinity(0)
+        last = max(mine)
+        seen: list[set[int]] = []
+        real_finish = checkpointer_module.Checkpointer._finish
+
+        def finish(c: cube.Checkpointer, job: Any) -> None:
+            seen.append(os.sched_getaffinity(0))
+            real_finish(c, job)
+
+        with mock.patch.object(checkpointer_module.Checkpointer, "_finish", finish):
+            with mock.patch.dict(os.environ, {"CUBE_CKPT_CPUS": str(last)}):
+                c = self.ckpt(job="env")
+            c.save(1, small_state(1))
+            c.wait()
+            c = self.ckpt(job="unset")
+            c.save(1, small_state(1))
+            c.wait()
+            self.assertEqual(c.errors(), [])
+        self.assertEqual(seen, [{last}, mine])
+        self.assertEqual(os.sched_getaffinity(0), mine, "the training thread keeps its CPUs")
+        for value, message in (
+            ("1-a", r"'1-a' in '1-a' is not a CPU number or range"),
+            ("3-1", r"the range '3-1' in '3-1' is backwards"),
+            (str(os.cpu_count()), rf"CPU {os.cpu_count()} does not exist"),
+        ):
+            with mock.patch.dict(os.environ, {"CUBE_CKPT_CPUS": value}):
+                with self.assertRaisesRegex(cube.CheckpointError, message) as cm:
+                    self.ckpt()
+            self.assertEqual(cm.exception.where["field"], "CUBE_CKPT_CPUS")
+        with self.assertRaisesRegex(cube.CheckpointError, "no CPU given"):
+            self.ckpt(background_cpus=[])
+
     def test_a_failed_l1_write_raises_from_wait(self) -> None:
         c = self.ckpt()
         with mock.patch.object(

@@ -13,6 +13,7 @@ import {
   type ToDaemon,
 } from './daemon-ipc.ts';
 import { backoffMs, sleep } from './sleep.ts';
+import { formatCpuList } from './thread-affinity.ts';
 
 const cubeBin = fileURLToPath(new URL('../../bin/cube.js', import.meta.url));
 /** Lines of the daemon's stderr kept to explain why it failed. */
@@ -35,6 +36,8 @@ export interface CheckpointDaemonProcessOptions {
    * agent's priority and lowers every one of its threads to this once it listens (`--nice`).
    */
   readonly nice: number;
+  /** CPUs every thread of the daemon is kept on (`--cpus`), from before its start-up. */
+  readonly cpus?: readonly number[];
   readonly log: AgentLog;
   readonly onCommit: (commit: { job: string; level: Level; step: number }) => void;
   /** A restarted daemon listens on another address than its predecessor (to be re-announced). */
@@ -189,6 +192,7 @@ export class CheckpointDaemonProcess {
       `${listen.host}:${listen.port}`,
       '--ipc',
       ...(o.nice === 0 ? [] : ['--nice', String(o.nice)]),
+      ...(o.cpus === undefined ? [] : ['--cpus', formatCpuList(o.cpus)]),
     ];
     this.#stderrTail = [];
     // Its own process group: a Ctrl-C at the agent's terminal reaches the agent, which stops the

@@ -58,6 +58,12 @@ export interface NodeAgentOptions {
    * `nice` so its CPU work (L2 replication, L3 copies, fsyncs) yields to the training ranks.
    */
   readonly ckptNice?: number;
+  /**
+   * The node's housekeeping cores for checkpoint work: the daemon's threads and each rank's
+   * checkpoint thread (`CUBE_CKPT_CPUS`) run there, so they never take a training core.
+   * Default: wherever the scheduler puts them.
+   */
+  readonly ckptCpus?: readonly number[];
   /** Heartbeat interval; default: what the control plane answers at join (else 1000 ms). */
   readonly heartbeatMs?: number;
   /** How often devices and probes are checked (default 5000 ms). */
@@ -170,6 +176,7 @@ export class NodeAgent {
       socketPath: this.#ckptSocketPath,
       listen: options.ckptListen ?? { host: '127.0.0.1', port: 0 },
       nice: options.ckptNice ?? 10,
+      ...(options.ckptCpus === undefined ? {} : { cpus: options.ckptCpus }),
       stopGraceMs: this.#killGraceMs,
       log: this.#log,
       onCommit: ({ job, level, step }) =>
@@ -212,6 +219,7 @@ export class NodeAgent {
         defaultL3Root: join(options.dataDir, 'l3'),
         socketPath: this.#socketPath,
         ckptSocketPath: this.#ckptSocketPath,
+        ...(options.ckptCpus === undefined ? {} : { ckptCpus: options.ckptCpus }),
         baseEnv: options.env ?? process.env,
       },
       logsDir: join(options.dataDir, 'logs'),

@@ -1,4 +1,5 @@
 import type { LaunchCommand } from './protocol.ts';
+import { formatCpuList } from './thread-affinity.ts';
 
 /** What the agent knows that a rank's environment needs besides its launch command. */
 export interface RankEnvContext {
@@ -12,6 +13,8 @@ export interface RankEnvContext {
   readonly socketPath: string;
   /** The checkpoint daemon's local API socket (`CUBE_CKPT_SOCKET`). */
   readonly ckptSocketPath: string;
+  /** The node's housekeeping cores for the client's background thread (`CUBE_CKPT_CPUS`). */
+  readonly ckptCpus?: readonly number[];
   /** Inherited variables (the agent's own environment); inherited `CUBE_*` ones are dropped. */
   readonly baseEnv: Readonly<Record<string, string | undefined>>;
 }
@@ -54,6 +57,7 @@ export function rankEnv(
     CUBE_AGENT_SOCKET: context.socketPath,
     ...(keep === '' ? {} : { CUBE_CKPT_KEEP: keep }),
     ...(ckpt.everySteps == null ? {} : { CUBE_CKPT_EVERY: String(ckpt.everySteps) }),
+    ...(context.ckptCpus === undefined ? {} : { CUBE_CKPT_CPUS: formatCpuList(context.ckptCpus) }),
   });
   return env;
 }

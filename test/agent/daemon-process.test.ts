@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { saveShard, slotFile } from '../../src/ckpt/index.ts';
 import { main } from '../../src/cli/main.ts';
@@ -29,6 +30,16 @@ function threadNiceness(pid: number): number[] {
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return Number(fields[19 - 3]);
   });
+}
+
+/** The CPUs every thread of `pid` may run on, as the kernel writes them (e.g. `0-1`). */
+function threadCpus(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/task`).map(
+    (tid) =>
+      /^Cpus_allowed_list:\s*(\S+)$/m.exec(
+        readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'),
+      )?.[1] ?? '?',
+  );
 }
 
 /** The process ids whose parent is `pid`. */
@@ -98,6 +109,28 @@ test('the checkpoint daemon runs as a child process whose every thread has the c
   const status = await call(agent.ckptSocketPath, 'GET', '/v1/status');
   assert.equal((status.json as { node: string }).node, 'node-a');
   assert.deepEqual((status.json as { peer: unknown }).peer, agent.snapshot().peer);
+});
+
+test('with --ckpt-cpus every thread of the daemon, and each rank’s checkpoint thread (CUBE_CKPT_CPUS), stay on the housekeeping cores while the agent keeps its own', async (t) => {
+  const mine = [...new Set(threadCpus(process.pid))];
+  const last = availableParallelism() - 1;
+  const cp = await FakeControlPlane.start();
+  defer(t, () => cp.close());
+  const dirs = tempDirs(t);
+  const agent = await startAgent(t, cp, dirs, { ckptCpus: [last] });
+  const pid = agent.snapshot().ckptPid ?? 0;
+  assert.match(cmdline(pid), new RegExp(`ckpt daemon .*--cpus ${last}`));
+  const threads = threadCpus(pid);
+  assert.ok(threads.length > 1, `node has several threads, found ${threads.length}`);
+  assert.deepEqual(new Set(threads), new Set([String(last)]));
+  assert.deepEqual([...new Set(threadCpus(process.pid))], mine, 'the agent keeps its CPUs');
+  const script = 'import os; print("CPUS", os.environ.get("CUBE_CKPT_CPUS"), flush=True)';
+  cp.queue(
+    agent.nodeId ?? '',
+    launchCommand('j-cpus', [python, '-c', script], { ranks: 1, l3Path: dirs.l3 }),
+  );
+  await waitFor('the rank to exit', () => cp.eventsOf('rank-exited').length === 1);
+  assert.match(cp.logText('j-cpus', 0, 'stdout'), new RegExp(`^CPUS ${last}$`, 'm'));
 });
 
 test('a SIGKILLed daemon is restarted on the same port with its jobs’ configuration and registrations, and the next checkpoint commits', async (t) => {
@@ -266,6 +299,16 @@ test('cube agent refuses a --ckpt-nice outside 0..19, and cube ckpt daemon a bad
   const daemon = ['ckpt', 'daemon', '--l1', '/tmp/x', '--l2', '/tmp/y', '--socket', '/tmp/z'];
   assert.equal(await main([...daemon, '--nice', '20'], output), 2);
   assert.match(lines.join('\n'), /BAD_FLAG.*--nice must be an integer from 0 to 19, got "20"/);
+  assert.equal(await main([...base, '--ckpt-cpus', '0-'], output), 2);
+  assert.match(
+    lines.join('\n'),
+    /BAD_FLAG.*--ckpt-cpus: "0-" in "0-" is not a CPU number or range/,
+  );
+  assert.equal(await main([...daemon, '--cpus', '4096'], output), 2);
+  assert.match(
+    lines.join('\n'),
+    /BAD_FLAG.*--cpus: CPU 4096 does not exist \(this machine has CPUs 0-/,
+  );
   assert.equal(await main([...daemon, '--ipc'], output), 2, 'no IPC channel here');
   assert.match(lines.join('\n'), /BAD_FLAG.*--ipc needs a Node IPC channel/);
 });

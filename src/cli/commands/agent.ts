@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { CubeError } from '../../core/index.ts';
-import { NodeAgent, selectDevicePlugin } from '../../agent/index.ts';
+import { NodeAgent, parseCpuList, selectDevicePlugin } from '../../agent/index.ts';
 import { parsePositiveInt } from '../flags.ts';
 import type { CliOutput } from '../output.ts';
 
@@ -76,6 +76,7 @@ interface AgentFlags {
   l1?: string;
   ckptListen: { host: string; port: number };
   ckptNice: number;
+  ckptCpus?: number[];
   heartbeatMs?: number;
   probeCommand?: string;
   probeIntervalMs?: number;
@@ -113,6 +114,11 @@ export function registerAgentCommand(program: Command, output: CliOutput): void 
       10,
     )
     .option(
+      '--ckpt-cpus <list>',
+      "the node's housekeeping cores, e.g. 60-63: the checkpoint daemon's threads and each rank's checkpoint thread run only there",
+      (value: string) => parseCpuList(value, '--ckpt-cpus'),
+    )
+    .option(
       '--heartbeat-ms <ms>',
       'heartbeat interval (default: as the control plane says)',
       parsePositiveInt('--heartbeat-ms'),
@@ -146,6 +152,7 @@ export function registerAgentCommand(program: Command, output: CliOutput): void 
         devices,
         ckptListen: flags.ckptListen,
         ckptNice: flags.ckptNice,
+        ...(flags.ckptCpus === undefined ? {} : { ckptCpus: flags.ckptCpus }),
         ...(flags.labels === undefined ? {} : { labels: flags.labels }),
         ...(flags.role === undefined ? {} : { role: flags.role }),
         ...(flags.l1 === undefined ? {} : { l1Root: flags.l1 }),

@@ -13,6 +13,8 @@ import { levels, type Level } from '../../ckpt/index.ts';
 import {
   ipcIssue,
   niceEveryThread,
+  parseCpuList,
+  pinEveryThread,
   toDaemonSchema,
   type FromDaemon,
   type ToDaemon,
@@ -88,6 +90,7 @@ interface DaemonFlags {
   leaseTimeoutS?: number;
   ipc?: boolean;
   nice?: number;
+  cpus?: number[];
 }
 
 /** A daemon that tells its supervisor about each rank registration (to replay after a restart). */
@@ -180,6 +183,11 @@ export function registerCkptDaemonCommand(ckpt: Command, output: CliOutput): voi
       'once started, lower the CPU priority of every thread of the daemon to this niceness (0..19)',
       parseNice,
     )
+    .option(
+      '--cpus <list>',
+      "once started, keep every thread of the daemon on these CPUs (the node's housekeeping cores), e.g. 12-15",
+      (value: string) => parseCpuList(value, '--cpus'),
+    )
     .addOption(
       new Option(
         '--ipc',
@@ -226,6 +234,11 @@ export function registerCkptDaemonCommand(ckpt: Command, output: CliOutput): voi
         process.on('message', onMessage);
       }
       try {
+        if (flags.cpus !== undefined) {
+          // Before start-up, so threads created from here on inherit the CPUs.
+          const threads = pinEveryThread(flags.cpus);
+          log.info({ cpus: flags.cpus, threads }, 'checkpoint daemon runs on its own CPUs');
+        }
         await daemon.start();
         const api = await startLocalApi(daemon, flags.socket).catch(async (error: unknown) => {
           await daemon.stop();
