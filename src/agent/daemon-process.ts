@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { CubeError } from '../core/index.ts';
+import { CubeError, formatCpuList } from '../core/index.ts';
 import type { Level } from '../ckpt/index.ts';
 import type { Registration } from '../ckpt/daemon/index.ts';
 import type { AgentLog } from './agent-log.ts';
@@ -13,7 +13,6 @@ import {
   type ToDaemon,
 } from './daemon-ipc.ts';
 import { backoffMs, sleep } from './sleep.ts';
-import { formatCpuList } from './thread-affinity.ts';
 
 const cubeBin = fileURLToPath(new URL('../../bin/cube.js', import.meta.url));
 /** Lines of the daemon's stderr kept to explain why it failed. */

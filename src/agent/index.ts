@@ -10,6 +10,5 @@ export { CheckpointDaemonProcess } from './daemon-process.ts';
 export type { CheckpointDaemonProcessOptions } from './daemon-process.ts';
 export * from './daemon-ipc.ts';
 export { niceEveryThread } from './thread-priority.ts';
-export { formatCpuList, parseCpuList, pinEveryThread } from './thread-affinity.ts';
 export type { RankEnvContext } from './rank-env.ts';
 export { controlUrl } from './control-client.ts';

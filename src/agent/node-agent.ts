@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { destination, pino } from 'pino';
 import { z } from 'zod';
-import { CubeError } from '../core/index.ts';
+import { allowedCpus, CubeError, formatCpuList } from '../core/index.ts';
 import { LocalBackend, type ExecutionBackend } from '../backends/index.ts';
 import type { AgentLog } from './agent-log.ts';
 import { controlUrl, isAuthFailure, isRetryable, postJson, type Reply } from './control-client.ts';
@@ -60,8 +60,9 @@ export interface NodeAgentOptions {
   readonly ckptNice?: number;
   /**
    * The node's housekeeping cores for checkpoint work: the daemon's threads and each rank's
-   * checkpoint thread (`CUBE_CKPT_CPUS`) run there, so they never take a training core.
-   * Default: wherever the scheduler puts them.
+   * checkpoint thread (`CUBE_CKPT_CPUS`) run there, and the ranks' other threads on the CPUs
+   * left over, so checkpoint work and training never take each other's cores. Default: every
+   * thread wherever the scheduler puts it.
    */
   readonly ckptCpus?: readonly number[];
   /** Heartbeat interval; default: what the control plane answers at join (else 1000 ms). */
@@ -113,6 +114,23 @@ type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 const anyReply = z.unknown();
 /** Listen addresses that name no single address a peer could connect to. */
 const wildcardHosts = new Set(['0.0.0.0', '::', '']);
+
+/**
+ * The CPUs the ranks keep when `ckptCpus` are set apart for checkpoint work: those this process
+ * may use, less the housekeeping ones; undefined when none are set apart.
+ */
+function cpusLeftForRanks(ckptCpus: readonly number[] | undefined): number[] | undefined {
+  if (ckptCpus === undefined) return undefined;
+  const allowed = allowedCpus();
+  const left = allowed.filter((cpu) => !ckptCpus.includes(cpu));
+  if (left.length === 0)
+    throw new CubeError(
+      'INVALID_VALUE',
+      `ckptCpus ${formatCpuList(ckptCpus)} leave no CPU for the ranks (this agent may use CPUs ${formatCpuList(allowed)})`,
+      { where: { field: 'ckptCpus' }, hint: 'set fewer CPUs apart for checkpoint work' },
+    );
+  return left;
+}
 
 /**
  * The node agent: joins the control plane, heartbeats the node's devices, health and ranks,
@@ -168,6 +186,7 @@ export class NodeAgent {
     this.#killGraceMs = options.killGraceMs ?? 5000;
     this.#heartbeatMs = options.heartbeatMs ?? 1000;
     this.#backend = options.backend ?? new LocalBackend();
+    const rankCpus = cpusLeftForRanks(options.ckptCpus);
     this.#done = new Promise((resolve) => (this.#resolveDone = resolve));
     this.#daemon = new CheckpointDaemonProcess({
       node: options.name,
@@ -223,6 +242,7 @@ export class NodeAgent {
         baseEnv: options.env ?? process.env,
       },
       logsDir: join(options.dataDir, 'logs'),
+      ...(rankCpus === undefined ? {} : { cpus: rankCpus }),
       logMaxBytes: options.logMaxBytes ?? 16 * 1024 * 1024,
       logKeepFiles: options.logKeepFiles ?? 3,
       recordsPath: this.#recordsPath,

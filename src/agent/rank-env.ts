@@ -1,5 +1,5 @@
 import type { LaunchCommand } from './protocol.ts';
-import { formatCpuList } from './thread-affinity.ts';
+import { formatCpuList } from '../core/index.ts';
 
 /** What the agent knows that a rank's environment needs besides its launch command. */
 export interface RankEnvContext {

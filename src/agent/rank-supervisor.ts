@@ -26,6 +26,8 @@ export interface RankSupervisorOptions {
   readonly logsDir: string;
   readonly logMaxBytes: number;
   readonly logKeepFiles: number;
+  /** The CPUs ranks run on (default: any): all but the node's housekeeping cores. */
+  readonly cpus?: readonly number[];
   /** Where the live ranks are remembered, for the next agent to reap if this one dies. */
   readonly recordsPath: string;
   /** `rank-exited` and (coalesced) `progress` events. */
@@ -238,6 +240,7 @@ export class RankSupervisor {
           keepFiles: options.logKeepFiles,
         },
         onOutput: (stream, text) => options.onOutput(key, stream, text),
+        ...(options.cpus === undefined ? {} : { cpus: options.cpus }),
       });
       entry.handle = handle;
       entry.state = 'running';

@@ -27,6 +27,8 @@ export interface LaunchSpec {
   /** The complete environment of the process: nothing else is inherited. */
   readonly env: Readonly<Record<string, string>>;
   readonly log: RankLogSpec;
+  /** The CPUs every thread of the rank may run on (default: any); processes it starts inherit them. */
+  readonly cpus?: readonly number[];
   /** Called with each chunk of decoded output, in order within a stream, before the exit. */
   readonly onOutput?: (stream: OutputStream, text: string) => void;
 }

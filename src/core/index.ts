@@ -7,3 +7,4 @@ export {
   parseStructuredText,
   schemaError,
 } from './structured-file.ts';
+export { allowedCpus, formatCpuList, parseCpuList, pinProcess } from './cpu-affinity.ts';

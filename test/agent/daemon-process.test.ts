@@ -6,6 +6,7 @@ import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { NodeAgent, cpuPlugin } from '../../src/agent/index.ts';
 import { saveShard, slotFile } from '../../src/ckpt/index.ts';
 import { main } from '../../src/cli/main.ts';
 import { FakeControlPlane, waitFor } from './fake-control-plane.ts';
@@ -111,7 +112,9 @@ test('the checkpoint daemon runs as a child process whose every thread has the c
   assert.deepEqual((status.json as { peer: unknown }).peer, agent.snapshot().peer);
 });
 
-test('with --ckpt-cpus every thread of the daemon, and each rank’s checkpoint thread (CUBE_CKPT_CPUS), stay on the housekeeping cores while the agent keeps its own', async (t) => {
+test('with ckptCpus every thread of the daemon, and each rank’s checkpoint thread (CUBE_CKPT_CPUS), stay on the housekeeping cores, the ranks on the others, and the agent keeps its own', async (t) => {
+  if (availableParallelism() < 2)
+    return t.skip('needs 2 CPUs: one for checkpoint work, one for ranks');
   const mine = [...new Set(threadCpus(process.pid))];
   const last = availableParallelism() - 1;
   const cp = await FakeControlPlane.start();
@@ -124,13 +127,53 @@ test('with --ckpt-cpus every thread of the daemon, and each rank’s checkpoint 
   assert.ok(threads.length > 1, `node has several threads, found ${threads.length}`);
   assert.deepEqual(new Set(threads), new Set([String(last)]));
   assert.deepEqual([...new Set(threadCpus(process.pid))], mine, 'the agent keeps its CPUs');
-  const script = 'import os; print("CPUS", os.environ.get("CUBE_CKPT_CPUS"), flush=True)';
+  // The rank: its own CPUs, a thread it starts, and its Checkpointer's background thread.
+  const script = [
+    'import json, os, threading, torch, cube',
+    'seen = {}',
+    'def started(): seen["thread"] = sorted(os.sched_getaffinity(0))',
+    't = threading.Thread(target=started); t.start(); t.join()',
+    'c = cube.Checkpointer()',
+    'finish = c._finish',
+    'def timed(job): seen["ckpt"] = sorted(os.sched_getaffinity(0)); finish(job)',
+    'c._finish = timed',
+    'c.save(1, {"x": torch.ones(1)}); c.wait(); c.close()',
+    'seen["rank"] = sorted(os.sched_getaffinity(0)); seen["env"] = os.environ.get("CUBE_CKPT_CPUS")',
+    'print("CPUS " + json.dumps(seen), flush=True)',
+  ].join('\n');
   cp.queue(
     agent.nodeId ?? '',
-    launchCommand('j-cpus', [python, '-c', script], { ranks: 1, l3Path: dirs.l3 }),
+    launchCommand('j-cpus', [python, '-c', script], {
+      ranks: 1,
+      l3Path: dirs.l3,
+      env: { PYTHONPATH: join(repoRoot, 'python') },
+    }),
   );
   await waitFor('the rank to exit', () => cp.eventsOf('rank-exited').length === 1);
-  assert.match(cp.logText('j-cpus', 0, 'stdout'), new RegExp(`^CPUS ${last}$`, 'm'));
+  const out = cp.logText('j-cpus', 0, 'stdout');
+  const seen = JSON.parse(/^CPUS (.*)$/m.exec(out)?.[1] ?? 'null') as unknown;
+  const rankCpus = [...Array(last).keys()];
+  assert.deepEqual(
+    seen,
+    { thread: rankCpus, ckpt: [last], rank: rankCpus, env: String(last) },
+    `${out}${cp.logText('j-cpus', 0, 'stderr')}`,
+  );
+});
+
+test('an agent refuses ckptCpus that leave no CPU for the ranks', () => {
+  const every = [...Array(availableParallelism()).keys()];
+  assert.throws(
+    () =>
+      new NodeAgent({
+        server: 'http://127.0.0.1:1',
+        joinToken: 't',
+        name: 'node-a',
+        dataDir: '/nonexistent',
+        devices: cpuPlugin({ count: 1 }),
+        ckptCpus: every,
+      }),
+    /INVALID_VALUE|leave no CPU for the ranks/,
+  );
 });
 
 test('a SIGKILLed daemon is restarted on the same port with its jobs’ configuration and registrations, and the next checkpoint commits', async (t) => {

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { CubeError } from '../../core/index.ts';
+import { CubeError, pinProcess } from '../../core/index.ts';
 import type {
   ExecutionBackend,
   KillOptions,
@@ -60,6 +60,21 @@ export class LocalBackend implements ExecutionBackend {
           hint: 'check that the program and the working directory exist on this node',
         },
       );
+    }
+    if (spec.cpus !== undefined) {
+      // Set right after the exec, before the program has started threads of its own (and
+      // every thread it has by then is set too).
+      try {
+        pinProcess(child.pid, spec.cpus, 'cpus');
+      } catch (error) {
+        child.kill('SIGKILL');
+        const reason = error instanceof Error ? error.message : String(error);
+        log.write(`cube: cannot start ${spec.command.join(' ')}: ${reason}\n`);
+        await log.close();
+        throw new CubeError('INFEASIBLE', `cannot start rank ${spec.name}: ${reason}`, {
+          cause: error,
+        });
+      }
     }
     const handle: RankHandle = { id: `${spec.name}#${this.#next++}`, pid: child.pid };
     const drained = [pipe(child, 'stdout', log, spec), pipe(child, 'stderr', log, spec)];

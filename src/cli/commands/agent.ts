@@ -1,8 +1,8 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { CubeError } from '../../core/index.ts';
-import { NodeAgent, parseCpuList, selectDevicePlugin } from '../../agent/index.ts';
+import { CubeError, parseCpuList } from '../../core/index.ts';
+import { NodeAgent, selectDevicePlugin } from '../../agent/index.ts';
 import { parsePositiveInt } from '../flags.ts';
 import type { CliOutput } from '../output.ts';
 
@@ -115,7 +115,7 @@ export function registerAgentCommand(program: Command, output: CliOutput): void 
     )
     .option(
       '--ckpt-cpus <list>',
-      "the node's housekeeping cores, e.g. 60-63: the checkpoint daemon's threads and each rank's checkpoint thread run only there",
+      "the node's housekeeping cores, e.g. 60-63: the checkpoint daemon's threads and each rank's checkpoint thread run only there, the ranks on the other CPUs",
       (value: string) => parseCpuList(value, '--ckpt-cpus'),
     )
     .option(

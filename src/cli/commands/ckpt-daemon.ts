@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { Option, type Command } from 'commander';
 import { pino } from 'pino';
-import { CubeError } from '../../core/index.ts';
+import { CubeError, parseCpuList, pinProcess } from '../../core/index.ts';
 import {
   CheckpointDaemon,
   startLocalApi,
@@ -13,8 +13,6 @@ import { levels, type Level } from '../../ckpt/index.ts';
 import {
   ipcIssue,
   niceEveryThread,
-  parseCpuList,
-  pinEveryThread,
   toDaemonSchema,
   type FromDaemon,
   type ToDaemon,
@@ -236,7 +234,7 @@ export function registerCkptDaemonCommand(ckpt: Command, output: CliOutput): voi
       try {
         if (flags.cpus !== undefined) {
           // Before start-up, so threads created from here on inherit the CPUs.
-          const threads = pinEveryThread(flags.cpus);
+          const threads = pinProcess(process.pid, flags.cpus, '--cpus');
           log.info({ cpus: flags.cpus, threads }, 'checkpoint daemon runs on its own CPUs');
         }
         await daemon.start();

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { availableParallelism } from 'node:os';
 import { CubeError } from '../../src/core/index.ts';
-import { formatCpuList, parseCpuList } from '../../src/agent/index.ts';
+import { formatCpuList, parseCpuList } from '../../src/core/index.ts';
 
 test('a CPU list reads as taskset -c and cpusets write it, and is written back in short form', () => {
   const n = availableParallelism();
