@@ -1,14 +1,15 @@
 // The two implementations of docs/checkpoint-format.md read each other: a checkpoint written by
 // the Python client is listed, verified and inspected by `cube ckpt`, and its shard loads in the
 // independent, reference-strict reader; a shard written by the TypeScript engine decodes in the
-// Python client.
+// Python client. Both read the CPU lists of the launcher's environment alike.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeSafetensorsFile } from '../../src/ckpt/index.ts';
+import { parseCpuList } from '../../src/core/index.ts';
 import { python, repoRoot } from './launcher.ts';
 
 const cube = join(repoRoot, 'bin/cube.js');
@@ -93,4 +94,48 @@ test('a shard written by the TypeScript engine decodes in the Python client', as
   ]);
   assert.equal(decode.status, 0, decode.stderr);
   assert.equal(decode.stdout.trim(), '[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]] 7');
+});
+
+test('the agent and the client read a CPU list (CUBE_CKPT_CPUS) alike, and refuse the same bad ones', () => {
+  const last = availableParallelism() - 1;
+  const lists = [
+    '0',
+    ` 0 ,${last}`,
+    `0-${last}`,
+    `${last}-${last},0`,
+    '',
+    '0,,1',
+    '1-a',
+    '-1',
+    '3-1',
+    '0x1',
+    '٣',
+  ];
+  const script = `
+import json, sys
+from cube.priority import parse_cpu_list
+from cube.errors import CheckpointError
+out = []
+for value in json.loads(sys.argv[1]):
+    try:
+        out.append(sorted(parse_cpu_list(value, "CUBE_CKPT_CPUS")))
+    except CheckpointError:
+        out.append(None)
+print(json.dumps(out))
+`;
+  const r = run(python, ['-c', script, JSON.stringify(lists)]);
+  assert.equal(r.status, 0, r.stderr);
+  const fromTs = lists.map((value) => {
+    try {
+      return parseCpuList(value, 'CUBE_CKPT_CPUS');
+    } catch {
+      return null;
+    }
+  });
+  assert.deepEqual(JSON.parse(r.stdout), fromTs);
+  assert.equal(
+    fromTs.filter((cpus) => cpus === null).length,
+    7,
+    'the last seven are refused by both',
+  );
 });

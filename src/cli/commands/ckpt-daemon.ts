@@ -183,7 +183,7 @@ export function registerCkptDaemonCommand(ckpt: Command, output: CliOutput): voi
     )
     .option(
       '--cpus <list>',
-      "once started, keep every thread of the daemon on these CPUs (the node's housekeeping cores), e.g. 12-15",
+      "keep every thread of the daemon on these CPUs (the node's housekeeping cores), e.g. 12-15, from before its start-up",
       (value: string) => parseCpuList(value, '--cpus'),
     )
     .addOption(
