@@ -3,17 +3,24 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { CubeError } from './cube-error.ts';
 
-/** CPU numbers from a CPU list (`3`, `2,5`, `0-3,8-11`), or null when it is not one. */
-function readCpuList(value: string): number[] | null {
+/** A CPU list read: its CPUs, or the first part that is not a CPU or an ascending range. */
+type CpuListRead =
+  | { readonly kind: 'cpus'; readonly cpus: number[] }
+  | { readonly kind: 'not-a-cpu' | 'backwards'; readonly part: string };
+
+/** Reads a CPU list (`3`, `2,5`, `0-3,8-11`) into sorted CPU numbers. */
+function readCpuList(value: string): CpuListRead {
   const cpus = new Set<number>();
   for (const raw of value.split(',')) {
-    const match = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(raw.trim());
-    if (match === null) return null;
+    const part = raw.trim();
+    const match = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(part);
+    if (match === null) return { kind: 'not-a-cpu', part };
     const first = Number(match[1]);
     const last = match[2] === undefined ? first : Number(match[2]);
+    if (last < first) return { kind: 'backwards', part };
     for (let cpu = first; cpu <= last; cpu += 1) cpus.add(cpu);
   }
-  return [...cpus].sort((a, b) => a - b);
+  return { kind: 'cpus', cpus: [...cpus].sort((x, y) => x - y) };
 }
 
 /**
@@ -22,30 +29,24 @@ function readCpuList(value: string): number[] | null {
  * this machine's CPU count are refused.
  */
 export function parseCpuList(value: string, field: string): number[] {
-  for (const raw of value.split(',')) {
-    const part = raw.trim();
-    const match = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(part);
-    if (match === null)
-      throw new CubeError(
-        'BAD_FLAG',
-        `${field}: "${part}" in "${value}" is not a CPU number or range (e.g. 3 or 2-5)`,
-        { where: { field } },
-      );
-    if (match[2] !== undefined && Number(match[2]) < Number(match[1]))
-      throw new CubeError('BAD_FLAG', `${field}: the range "${part}" in "${value}" is backwards`, {
-        where: { field },
-      });
-  }
-  const cpus = readCpuList(value) ?? [];
+  const read = readCpuList(value);
+  if (read.kind !== 'cpus')
+    throw new CubeError(
+      'BAD_FLAG',
+      read.kind === 'backwards'
+        ? `${field}: the range "${read.part}" in "${value}" is backwards`
+        : `${field}: "${read.part}" in "${value}" is not a CPU number or range (e.g. 3 or 2-5)`,
+      { where: { field } },
+    );
   const present = availableParallelism();
-  const missing = cpus.filter((cpu) => cpu >= present);
+  const missing = read.cpus.filter((cpu) => cpu >= present);
   if (missing.length > 0)
     throw new CubeError(
       'BAD_FLAG',
       `${field}: CPU ${missing[0]} does not exist (this machine has CPUs 0-${present - 1})`,
       { where: { field } },
     );
-  return cpus;
+  return read.cpus;
 }
 
 /** A CPU list in its short form (`0-3,8`), as the kernel and `taskset -c` write it. */
@@ -86,8 +87,8 @@ export function allowedCpus(): number[] {
   try {
     const status = readFileSync('/proc/thread-self/status', 'utf8');
     const list = /^Cpus_allowed_list:\s*(\S+)$/m.exec(status)?.[1];
-    const cpus = list === undefined ? null : readCpuList(list);
-    if (cpus !== null) return cpus;
+    const read = list === undefined ? null : readCpuList(list);
+    if (read?.kind === 'cpus') return read.cpus;
   } catch {
     // not Linux
   }
