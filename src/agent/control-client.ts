@@ -12,9 +12,13 @@ export function controlUrl(server: string): string {
   return base.endsWith(apiPrefix) ? base : `${base}${apiPrefix}`;
 }
 
-/** True for replies that mean the control plane does not (or no longer) know this node. */
+/**
+ * True for replies that mean the control plane does not (or no longer) know this node. A 403
+ * is not one: the node is known, but may not report that (a job or rank not placed on it), so
+ * a retry or a re-join would not change the answer.
+ */
 export function isAuthFailure(reply: Reply<unknown>): boolean {
-  return !reply.ok && (reply.status === 401 || reply.status === 403 || reply.status === 404);
+  return !reply.ok && (reply.status === 401 || reply.status === 404);
 }
 
 /** True for failures worth retrying: unreachable, timeouts, overload, server errors, auth (after re-join). */

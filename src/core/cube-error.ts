@@ -24,6 +24,16 @@ export const errorCodes = {
     httpStatus: 400,
     summary: 'a value is out of its allowed range',
   },
+  UNAUTHORIZED: {
+    badInput: true,
+    httpStatus: 401,
+    summary: 'a credential is missing, unknown or revoked',
+  },
+  FORBIDDEN: {
+    badInput: true,
+    httpStatus: 403,
+    summary: 'the credential is valid but may not do this',
+  },
   INFEASIBLE: {
     badInput: false,
     httpStatus: 422,

@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const cube = fileURLToPath(new URL('../../bin/cube.js', import.meta.url));
@@ -41,4 +44,30 @@ test('a subcommand flag after its arguments belongs to the subcommand', () => {
   assert.equal(r.status, 0);
   const parsed = JSON.parse(r.stdout) as { id: string };
   assert.equal(parsed.id, 'h100-sxm');
+});
+
+test('cube server with a malformed flag exits 2 naming it, before creating its data directory', () => {
+  const root = mkdtempSync(join(tmpdir(), 'cube-server-flags-'));
+  try {
+    for (const [flags, named] of [
+      [['--port', 'abc'], '--port'],
+      [['--port', '70000'], '--port'],
+      [['--heartbeat-timeout-s', 'soon'], '--heartbeat-timeout-s'],
+      [['--rank-log-max-mib', '-1'], '--rank-log-max-mib'],
+      [['--tls-cert', join(root, 'cert.pem')], '--tls-key'],
+      [
+        ['--tls-cert', join(root, 'missing.pem'), '--tls-key', join(root, 'missing.pem')],
+        '--tls-cert',
+      ],
+    ] as const) {
+      const dataDir = join(root, 'server');
+      const r = run('server', '--data-dir', dataDir, ...flags);
+      assert.equal(r.status, 2, `${flags.join(' ')}: ${r.stderr}`);
+      assert.ok(r.stderr.includes(named), r.stderr);
+      assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
+      assert.equal(existsSync(dataDir), false, `${flags.join(' ')} created the data directory`);
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });

@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -182,6 +182,51 @@ test('every control command prints machine-readable JSON with --json', async () 
   assert.equal((JSON.parse(cancel.out) as { state: string }).state, 'cancelled');
 });
 
+test('cube token create prints a role token once, ls lists it without the secret, revoke ends it at once', async () => {
+  const created = await cube('token', 'create', '--role', 'viewer', '--name', 'dash', '--json');
+  assert.equal(created.code, 0, created.err);
+  const token = JSON.parse(created.out) as { id: string; role: string; token: string };
+  assert.equal(token.role, 'viewer');
+  const nodes = await main(['nodes', '--server', cp.url, '--token', token.token, '--json'], {
+    out: () => undefined,
+    err: () => undefined,
+  });
+  assert.equal(nodes, 0);
+  const ls = await cube('token', 'ls', '--json');
+  assert.equal(ls.code, 0, ls.err);
+  assert.ok(!ls.out.includes(token.token) && !ls.out.includes(cp.tokens.apiToken));
+  const listed = (JSON.parse(ls.out) as { tokens: { id: string; role: string }[] }).tokens;
+  assert.deepEqual(
+    listed.find((t) => t.id === token.id),
+    { ...listed.find((t) => t.id === token.id), role: 'viewer', revokedAt: null },
+  );
+  const table = await cube('token', 'ls');
+  assert.match(table.out, /ID\s+NAME\s+ROLE\s+CREATED\s+REVOKED/);
+  const revoked = await cube('token', 'revoke', 'dash');
+  assert.equal(revoked.code, 0, revoked.err);
+  assert.match(revoked.out, new RegExp(`revoked viewer token ${token.id}`));
+  let err = '';
+  const refused = await main(['nodes', '--server', cp.url, '--token', token.token], {
+    out: () => undefined,
+    err: (t) => (err += t),
+  });
+  assert.equal(refused, 2);
+  assert.match(err, /401/);
+  const badRole = await cube('token', 'create', '--role', 'root', '--name', 'x');
+  assert.equal(badRole.code, 2);
+  assert.match(badRole.err, /--role/);
+  // A viewer cannot make tokens.
+  const viewer = await cube('token', 'create', '--role', 'viewer', '--name', 'v2', '--json');
+  const v2 = (JSON.parse(viewer.out) as { token: string }).token;
+  let denied = '';
+  const code = await main(
+    ['token', 'create', '--role', 'admin', '--name', 'up', '--server', cp.url, '--token', v2],
+    { out: () => undefined, err: (t) => (denied += t) },
+  );
+  assert.equal(code, 2);
+  assert.match(denied, /FORBIDDEN/);
+});
+
 test('cube login --json checks the token, saves it and says where', async () => {
   process.env.CUBE_CONFIG_DIR = join(dataDir, 'login-config');
   const r = await cube('login', '--json');
@@ -283,8 +328,15 @@ test('cube up waits for its agents with plain status lines, --json prints the cl
     assert.equal(up.status, 0, up.stderr);
     const cluster = JSON.parse(up.stdout) as {
       url: string;
+      apiToken: string;
+      joinToken: string;
       nodes: { name: string; state: string; role: string }[];
     };
+    // The server prints where its tokens are, never the tokens: its log is a file.
+    const serverLog = readFileSync(join(upDir, 'server.log'), 'utf8');
+    assert.match(serverLog, /"tokensFile":/);
+    assert.ok(!serverLog.includes(cluster.apiToken) && !serverLog.includes(cluster.joinToken));
+    assert.equal(statSync(join(upDir, 'server.log')).mode & 0o777, 0o600);
     assert.deepEqual(
       cluster.nodes.map((n) => [n.name, n.state, n.role]),
       [

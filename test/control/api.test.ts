@@ -65,7 +65,7 @@ test('missing and bad API tokens get 401 and nothing', async () => {
     token: null,
     body: { joinToken: 'wrong', name: 'n0', devices: [], hostMemoryBytes: 1 },
   });
-  assert.equal(join.status, 400);
+  assert.equal(join.status, 401);
   assert.match(JSON.stringify(join.json), /join token is not valid/);
 });
 
@@ -122,12 +122,15 @@ test('jobs and events survive a restart of the control plane, and event ids keep
   assert.ok((events[0]?.id ?? 0) > lastId);
 });
 
-test('the OpenAPI document and the metrics are served', async () => {
+test('the OpenAPI document is public and the metrics take a token', async () => {
   const openapi = await fetch(`${cp.url}/api/v1/openapi.json`);
   const doc = (await openapi.json()) as { openapi: string; paths: Record<string, unknown> };
   assert.match(doc.openapi, /^3\./);
   assert.ok('/api/v1/jobs' in doc.paths && '/api/v1/agents/{nodeId}/heartbeat' in doc.paths);
-  const metrics = await (await fetch(`${cp.url}/metrics`)).text();
+  assert.equal((await fetch(`${cp.url}/metrics`)).status, 401);
+  const metrics = await (
+    await fetch(`${cp.url}/metrics`, { headers: { authorization: `Bearer ${cp.tokens.apiToken}` } })
+  ).text();
   assert.match(metrics, /cube_jobs\{state="queued"\}/);
   assert.match(metrics, /cube_heartbeat_handling_seconds/);
 });

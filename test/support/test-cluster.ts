@@ -59,6 +59,8 @@ export async function startTestCluster(
     heartbeatTimeoutMs: 3000,
     heartbeatIntervalMs: 500,
     tickMs: 200,
+    // The end-to-end tests inject faults through the API.
+    allowFaultInjection: true,
   });
   const { intervalMs, ...agentOptions } = options;
   const agents = startEmbeddedAgents({

@@ -2,12 +2,13 @@ import { readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CubeError } from '../../core/index.ts';
-import { ControlPlane } from '../../control/control-plane.ts';
+import { adminTokensPath, ControlPlane } from '../../control/control-plane.ts';
 import { parseJobSpec, type Event, type Job, type Node } from '../../control/model/index.ts';
 import { ApiClient } from '../api-client.ts';
 import { resolveCredentials, saveCredentials } from '../credentials.ts';
 import { printJson, processOutput, renderTable, type CliOutput } from '../output.ts';
 import { ProgressLine } from '../progress-line.ts';
+import { registerTokenCommands } from './token.ts';
 
 interface ServerFlags {
   server?: string;
@@ -36,6 +37,53 @@ function progressFor(output: CliOutput, json: boolean | undefined): ProgressLine
     }),
     output,
   });
+}
+
+/** A TCP port flag (0-65535); the error names the flag. */
+export function parsePort(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isInteger(n) || n < 0 || n > 65535)
+      throw new CubeError('BAD_FLAG', `${flag} must be a port number 0-65535, got "${value}"`, {
+        where: { field: flag },
+      });
+    return n;
+  };
+}
+
+/** A flag value that must be a finite number > 0; the error names the flag. */
+export function parsePositiveNumber(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n <= 0)
+      throw new CubeError('BAD_FLAG', `${flag} must be a number > 0, got "${value}"`, {
+        where: { field: flag },
+      });
+    return n;
+  };
+}
+
+/** `--tls-cert` and `--tls-key` read, or null when neither is given. */
+function readTlsFlags(flags: {
+  tlsCert?: string;
+  tlsKey?: string;
+}): { cert: Buffer; key: Buffer } | null {
+  if (flags.tlsCert === undefined && flags.tlsKey === undefined) return null;
+  if (flags.tlsCert === undefined || flags.tlsKey === undefined)
+    throw new CubeError('BAD_FLAG', '--tls-cert and --tls-key go together', {
+      where: { field: flags.tlsCert === undefined ? '--tls-cert' : '--tls-key' },
+    });
+  const read = (file: string, flag: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (cause) {
+      throw new CubeError('FILE_NOT_FOUND', `cannot read ${flag} ${file}`, {
+        cause,
+        where: { file, field: flag },
+      });
+    }
+  };
+  return { cert: read(flags.tlsCert, '--tls-cert'), key: read(flags.tlsKey, '--tls-key') };
 }
 
 /** A flag value that must be an integer >= 0; the error names the flag. */
@@ -84,32 +132,62 @@ interface JobDetail extends Job {
 
 /** `cube server | login | submit | jobs | logs | events | nodes | cordon | uncordon | cancel`. */
 export function registerControlCommands(program: Command, output: CliOutput): void {
+  registerTokenCommands(program, output);
   program
     .command('server')
     .description('run the control plane (HTTP API, SQLite state, scheduler, fault detection)')
     .option('--data-dir <dir>', 'state, logs and default L3 checkpoints', '.cube/server')
     .option('--host <host>', 'listen address', '127.0.0.1')
-    .option('--port <port>', 'listen port (0: any free port)', (v) => Number(v), 7600)
+    .option('--port <port>', 'listen port (0: any free port)', parsePort('--port'), 7600)
     .option(
       '--heartbeat-timeout-s <s>',
       'a node missing heartbeats this long is down',
-      (v) => Number(v),
+      parsePositiveNumber('--heartbeat-timeout-s'),
       5,
     )
+    .option('--metrics-public', 'serve /metrics without a token (default: a token of any role)')
+    .option(
+      '--allow-fault-injection',
+      'accept POST /nodes/ID/faults from admin tokens (off by default; for demos and tests)',
+    )
+    .option(
+      '--rank-log-max-mib <mib>',
+      'cap of one rank log kept by the server (current + one rotated file)',
+      parsePositiveNumber('--rank-log-max-mib'),
+      64,
+    )
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (chain); needs --tls-key')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert')
     .action(
-      async (flags: { dataDir: string; host: string; port: number; heartbeatTimeoutS: number }) => {
+      async (flags: {
+        dataDir: string;
+        host: string;
+        port: number;
+        heartbeatTimeoutS: number;
+        metricsPublic?: boolean;
+        allowFaultInjection?: boolean;
+        rankLogMaxMib: number;
+        tlsCert?: string;
+        tlsKey?: string;
+      }) => {
+        // Every flag is checked before the data directory or the database is touched.
+        const tls = readTlsFlags(flags);
         const cp = await ControlPlane.start({
           dataDir: resolve(flags.dataDir),
           host: flags.host,
           port: flags.port,
           heartbeatTimeoutMs: flags.heartbeatTimeoutS * 1000,
+          metricsPublic: flags.metricsPublic === true,
+          allowFaultInjection: flags.allowFaultInjection === true,
+          rankLogMaxBytes: Math.floor(flags.rankLogMaxMib * 1024 * 1024),
+          ...(tls === null ? {} : { tls }),
         });
+        // Never the tokens themselves: this line ends up in log files (`cube up`'s server.log).
         output.out(
           JSON.stringify({
             ready: true,
             url: cp.url,
-            apiToken: cp.tokens.apiToken,
-            joinToken: cp.tokens.joinToken,
+            tokensFile: adminTokensPath(resolve(flags.dataDir)),
           }),
         );
         await new Promise<void>((done) => {
@@ -279,8 +357,15 @@ export function registerControlCommands(program: Command, output: CliOutput): vo
               output.out(JSON.stringify({ jobId: id, rank: flags.rank, attempt, offset, text }));
             else if (flags.json === true) all += text;
             else output.out(text.replace(/\n$/, ''));
-            offset += Buffer.byteLength(text);
           }
+          // The server says where the next read starts (reads are at most 1 MiB; rotated-out
+          // bytes are skipped).
+          const next = Number(headers.get('x-cube-log-next-offset'));
+          const advanced = Number.isSafeInteger(next) ? next : offset + Buffer.byteLength(text);
+          const size = Number(headers.get('x-cube-log-size'));
+          const more = advanced > offset && Number.isSafeInteger(size) && advanced < size;
+          offset = advanced;
+          if (more) continue;
           if (flags.follow !== true) break;
           const job = await api.request<Job>('GET', path);
           if (terminal.includes(job.state)) {

@@ -189,6 +189,8 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
       say(`cube demo: data in ${dataDir}`);
       const cp = await ControlPlane.start({
         dataDir,
+        // The demo kills a node on purpose.
+        allowFaultInjection: true,
         heartbeatTimeoutMs: 3000,
         heartbeatIntervalMs: 500,
         tickMs: 200,

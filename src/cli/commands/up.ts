@@ -7,14 +7,15 @@ import {
   openSync,
   readFileSync,
   rmSync,
-  writeFileSync,
 } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { CubeError } from '../../core/index.ts';
+import { readAdminTokens } from '../../control/control-plane.ts';
+import { writeSecretFileSync } from '../../control/private-files.ts';
 import { startEmbeddedAgents } from '../embedded-cluster.ts';
 import { ApiClient } from '../api-client.ts';
 import { saveCredentials } from '../credentials.ts';
@@ -49,6 +50,16 @@ function alive(pid: number): boolean {
   }
 }
 
+const readyLineSchema = z.object({
+  ready: z.literal(true),
+  url: z.string(),
+  tokensFile: z.string(),
+});
+
+/**
+ * Waits for `cube server`'s ready line in its log, then reads the tokens from the file it names
+ * (the server never prints them: its log is a file others may read).
+ */
 async function waitForReady(
   logFile: string,
   pid: number,
@@ -58,8 +69,10 @@ async function waitForReady(
   for (;;) {
     const text = existsSync(logFile) ? readFileSync(logFile, 'utf8') : '';
     const line = text.split('\n').find((l) => l.includes('"ready":true'));
-    if (line !== undefined)
-      return JSON.parse(line) as { url: string; apiToken: string; joinToken: string };
+    if (line !== undefined) {
+      const ready = readyLineSchema.parse(JSON.parse(line));
+      return { url: ready.url, ...readAdminTokens(dirname(ready.tokensFile)) };
+    }
     if (!alive(pid) || Date.now() > deadline)
       throw new CubeError(
         'INFEASIBLE',
@@ -128,9 +141,9 @@ export function registerUpCommands(program: Command, output: CliOutput): void {
           }),
           output,
         });
-        mkdirSync(dataDir, { recursive: true });
+        mkdirSync(dataDir, { recursive: true, mode: 0o700 });
         const serverLog = join(dataDir, 'server.log');
-        const fd = openSync(serverLog, 'w');
+        const fd = openSync(serverLog, 'w', 0o600);
         const server = spawn(
           process.execPath,
           [
@@ -174,7 +187,8 @@ export function registerUpCommands(program: Command, output: CliOutput): void {
           agents: agents.map((a) => ({ name: a.name, pid: a.pid ?? -1, role: a.role })),
         };
         // Written before the wait, so `cube down` can stop what started even if the wait fails.
-        writeFileSync(statePath, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+        // It holds the tokens: 0600, written atomically.
+        writeSecretFileSync(statePath, `${JSON.stringify(state, null, 2)}\n`);
         saveCredentials({ server: ready.url, token: ready.apiToken });
         const nodes = await waitForAgents(
           new ApiClient({ server: ready.url, token: ready.apiToken }),

@@ -1,10 +1,22 @@
 import { z } from 'zod';
-import { parseDocument } from 'yaml';
-import { CubeError, formatIssuePath, nearestNames, schemaError } from '../../core/index.ts';
+import {
+  CubeError,
+  formatIssuePath,
+  nearestNames,
+  parseYamlText,
+  schemaError,
+} from '../../core/index.ts';
 import type { Immutable } from './immutable.ts';
 import { DeviceKindSchema } from './node.ts';
 
 const count = z.int().min(1);
+
+/**
+ * Text that reaches exec(2) (the command, its working directory, environment values): a NUL
+ * byte cannot be passed there, so a spec holding one would be accepted and then fail at every
+ * launch; it is refused at submit instead.
+ */
+const execText = z.string().refine((s) => !s.includes('\0'), 'must not contain a NUL byte');
 
 /** How many ranks a job runs: `nodes` x `devicesPerNode`. */
 export const RanksSchema = z.strictObject({ nodes: count, devicesPerNode: count });
@@ -44,11 +56,11 @@ export const FaultPolicySchema = z.strictObject({
 
 const JobSpecObjectSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9-]{1,63}$/, 'must be 1 to 63 characters of a-z, 0-9 and -'),
-  command: z.array(z.string().min(1)).min(1, 'must name the program to run'),
+  command: z.array(execText.min(1)).min(1, 'must name the program to run'),
   /** Relative to the submitter's cwd; resolved at submit time. */
-  workingDir: z.string().min(1).default('.'),
+  workingDir: execText.min(1).default('.'),
   env: z
-    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment name'), z.string())
+    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment name'), execText)
     .default({}),
   ranks: RanksSchema,
   deviceType: DeviceKindSchema,
@@ -153,23 +165,10 @@ export function parseJobSpec(
       );
     }
   } else {
-    const doc = parseDocument(text, { prettyErrors: true });
-    const first = doc.errors[0];
-    if (first !== undefined) {
-      const pos = first.linePos?.[0];
-      throw new CubeError(
-        'FILE_UNREADABLE',
-        `${label} is not valid YAML${pos === undefined ? '' : ` (line ${pos.line}, column ${pos.col})`}: ${first.message.split('\n')[0]}`,
-        {
-          where: {
-            ...(options.file === undefined ? {} : { file: options.file }),
-            ...(pos === undefined ? {} : { path: `line ${pos.line}` }),
-          },
-          cause: first,
-        },
-      );
-    }
-    value = doc.toJS() as unknown;
+    value = parseYamlText(text, {
+      label,
+      ...(options.file === undefined ? {} : { file: options.file }),
+    });
   }
   return validateJobSpec(value, options.file === undefined ? {} : { file: options.file });
 }

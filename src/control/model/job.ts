@@ -55,5 +55,7 @@ export const JobSchema = z.strictObject({
   updatedAt: z.int(),
   startedAt: z.int().nullable(),
   endedAt: z.int().nullable(),
+  /** The id of the API token that submitted the job (absent for jobs from before roles). */
+  owner: z.string().optional(),
 });
 export type Job = Immutable<z.output<typeof JobSchema>>;

@@ -1,3 +1,5 @@
+import type { PeerAccess } from '../../ckpt/daemon/index.ts';
+
 /**
  * What the control plane tells a node to do, delivered in the reply to its next heartbeat
  * (docs/control-protocol.md: the control plane never connects to agents).
@@ -28,6 +30,8 @@ export type NodeCommand =
         readonly keep: Readonly<Record<string, number>>;
         readonly replicaPeer: PeerEndpoint | null;
         readonly peers: readonly PeerEndpoint[];
+        /** The node's checkpoint-peer keys and grants for this attempt (secret; never logged). */
+        readonly peerAccess: PeerAccess;
       };
     }
   | { readonly kind: 'kill'; readonly jobId: string; readonly attempt: number }

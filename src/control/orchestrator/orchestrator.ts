@@ -20,6 +20,7 @@ import {
 import type { ControlMetrics } from '../server/metrics.ts';
 import type { CommandOutbox } from './commands.ts';
 import { type NodeCommand, type PeerEndpoint } from './commands.ts';
+import { newMasterKey, peerAccessFor } from '../../ckpt/daemon/index.ts';
 
 /** One rank of a job's current attempt, as the agents report it. */
 interface RankRuntime {
@@ -106,7 +107,15 @@ export interface OrchestratorOptions {
    * has gone silent and takes the blame instead of the survivor.
    */
   readonly exitSettleMs?: number;
+  /**
+   * The master key checkpoint-peer keys are derived from (`<dataDir>/peer-master.key`, made
+   * by the control plane); absent, a key of this process's own (tests).
+   */
+  readonly peerMasterKey?: Buffer;
 }
+
+/** The master key of an Orchestrator given none: peer keys then last as long as the process. */
+const processPeerMasterKey = newMasterKey();
 
 function schedulerNode(n: Node): SchedulerNode {
   return {
@@ -903,6 +912,21 @@ export class Orchestrator {
       .map((id) => endpoint(id))
       .filter((p): p is PeerEndpoint => p !== null);
     const masterPort = 20_000 + Math.floor(Math.random() * 20_000);
+    // Fresh checkpoint-peer keys for this attempt: each node may write the replicas of the
+    // nodes it is replica peer of and read those of the ranks it hosts now (peer-auth.ts).
+    const nameOf = (id: string): string => byId.get(id)?.name ?? id;
+    const peerPlacement = {
+      job: job.id,
+      attempt: job.attempt,
+      nodes: jobNodes.map((id) => {
+        const to = peers.find((p) => p.nodeId === id)?.peerNodeId ?? null;
+        return {
+          node: nameOf(id),
+          ranks: placement.filter((p) => p.nodeId === id).map((p) => p.rank),
+          replicaPeer: to === null ? null : nameOf(to),
+        };
+      }),
+    };
     const events: NewEvent[] = [];
     for (const nodeId of jobNodes) {
       const ranks = placement
@@ -929,6 +953,11 @@ export class Orchestrator {
           keep: job.spec.checkpoint.keep,
           replicaPeer: endpoint(peer),
           peers: allPeers.filter((p) => p.node !== self?.name),
+          peerAccess: peerAccessFor(
+            this.#o.peerMasterKey ?? processPeerMasterKey,
+            peerPlacement,
+            nameOf(nodeId),
+          ),
         },
       };
       this.#o.outbox.push(nodeId, command);

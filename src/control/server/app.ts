@@ -1,7 +1,5 @@
-import { appendFile, mkdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import swagger from '@fastify/swagger';
-import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { fastify, type FastifyInstance, type FastifyRequest } from 'fastify';
 import {
   jsonSchemaTransform,
   serializerCompiler,
@@ -12,17 +10,30 @@ import { z } from 'zod';
 import { CubeError } from '../../core/index.ts';
 import {
   DeviceSchema,
+  JobIdSchema,
   NodeHealthSchema,
   NodeLabelsSchema,
   NodeRoleSchema,
   parseJobSpec,
   validateJobSpec,
   type Event,
+  type Job,
   type Node,
 } from '../model/index.ts';
 import type { StateStore } from '../store/index.ts';
 import type { Orchestrator } from '../orchestrator/orchestrator.ts';
+import {
+  installAccessControl,
+  maySeeJob,
+  ownerScope,
+  requestToken,
+  type Principal,
+} from './access.ts';
 import type { ControlMetrics } from './metrics.ts';
+import { NodeScope } from './node-scope.ts';
+import { maxLogReadBytes, RankLogs, rankLogPath } from './rank-logs.ts';
+import { StreamTickets } from './stream-tickets.ts';
+import { registerTokenRoutes } from './token-routes.ts';
 import { registerPlanRoutes } from './plan-routes.ts';
 import { registerSimRoutes } from './sim-routes.ts';
 import { registerWebRoutes } from './web-routes.ts';
@@ -34,7 +45,17 @@ export interface ControlAppOptions {
   /** Where rank logs are kept: `<dataDir>/logs/<job>/<attempt>/rank-R.log`. */
   readonly dataDir: string;
   readonly heartbeatIntervalMs?: number;
+  /** Serve `/metrics` without a token (`cube server --metrics-public`). */
+  readonly metricsPublic?: boolean;
+  /** Accept `POST /nodes/:id/faults` (`cube server --allow-fault-injection`); off by default. */
+  readonly allowFaultInjection?: boolean;
+  /** The cap of one rank log on the server, current and rotated file together (default 64 MiB). */
+  readonly rankLogMaxBytes?: number;
+  /** HTTPS: the PEM certificate chain and key (`cube server --tls-cert/--tls-key`). */
+  readonly https?: { readonly cert: string | Buffer; readonly key: string | Buffer };
 }
+
+export { rankLogPath } from './rank-logs.ts';
 
 const idParams = z.object({ id: z.string().min(1).max(64) });
 const nodeParams = z.object({ nodeId: z.string().min(1).max(64) });
@@ -113,27 +134,19 @@ const agentEvent = z.discriminatedUnion('kind', [
 ]);
 
 const logsBody = z.object({
-  jobId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
+  // A job id, never a path: it names a directory under <data>/logs.
+  jobId: JobIdSchema,
   attempt: z.int().min(0),
   rank: z.int().min(0),
   stream: z.enum(['stdout', 'stderr']),
   text: z.string(),
 });
 
-function bearer(request: FastifyRequest): string | null {
-  const header = request.headers.authorization;
-  if (header === undefined) return null;
-  const match = /^Bearer\s+(\S+)$/i.exec(header);
-  return match?.[1] ?? null;
-}
-
-function unauthorized(reply: FastifyReply, message: string): FastifyReply {
-  return reply.status(401).send({ error: { code: 'UNAUTHORIZED', message, where: {} } });
-}
-
-/** The rank log file of one attempt. */
-export function rankLogPath(dataDir: string, jobId: string, attempt: number, rank: number): string {
-  return join(dataDir, 'logs', jobId, String(attempt), `rank-${rank}.log`);
+/** The node a request was authenticated as (routes with access `node` always have one). */
+function requestNode(request: FastifyRequest): Node {
+  const p = request.principal;
+  if (p.kind !== 'node') throw new CubeError('UNAUTHORIZED', 'this route needs a node credential');
+  return p.node;
 }
 
 /**
@@ -143,7 +156,21 @@ export function rankLogPath(dataDir: string, jobId: string, attempt: number, ran
  */
 export async function buildControlApp(options: ControlAppOptions): Promise<FastifyInstance> {
   const { store, orchestrator, metrics, dataDir } = options;
-  const app = fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
+  const app = fastify({
+    logger: false,
+    bodyLimit: 16 * 1024 * 1024,
+    ...(options.https === undefined ? {} : { https: { ...options.https } }),
+  });
+  const tickets = new StreamTickets();
+  const rankLogs = new RankLogs(
+    options.rankLogMaxBytes === undefined ? {} : { maxBytes: options.rankLogMaxBytes },
+  );
+  const scope = new NodeScope(store);
+  installAccessControl(app, {
+    store,
+    tickets,
+    ...(options.metricsPublic === undefined ? {} : { metricsPublic: options.metricsPublic }),
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.addContentTypeParser(
@@ -195,22 +222,44 @@ export async function buildControlApp(options: ControlAppOptions): Promise<Fasti
     });
   });
 
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
-    const text = await metrics.registry.metrics();
-    return reply.header('content-type', metrics.registry.contentType).send(text);
-  });
-  app.get('/api/v1/openapi.json', { schema: { hide: true } }, () => app.swagger());
+  app.get(
+    '/metrics',
+    { schema: { hide: true }, config: { access: 'metrics' } },
+    async (_request, reply) => {
+      const text = await metrics.registry.metrics();
+      return reply.header('content-type', metrics.registry.contentType).send(text);
+    },
+  );
+  app.get('/api/v1/openapi.json', { schema: { hide: true }, config: { access: 'public' } }, () =>
+    app.swagger(),
+  );
+  // Liveness: the process answers. Readiness: the store answers too.
+  app.get('/healthz', { schema: { hide: true }, config: { access: 'public' } }, () => ({
+    ok: true,
+  }));
+  app.get(
+    '/readyz',
+    { schema: { hide: true }, config: { access: 'public' } },
+    async (_request, reply) => {
+      try {
+        await store.lastEventId();
+        return { ok: true };
+      } catch {
+        return reply.status(503).send({ ok: false });
+      }
+    },
+  );
 
   const api = app.withTypeProvider<ZodTypeProvider>();
 
   // --- agents -------------------------------------------------------------------------------
   api.post(
     '/api/v1/agents/join',
-    { schema: { body: joinBody, tags: ['agents'] } },
+    { schema: { body: joinBody, tags: ['agents'] }, config: { access: 'join' } },
     async (request) => {
       const body = request.body;
       if (!(await store.verifyJoinToken(body.joinToken)))
-        throw new CubeError('BAD_FLAG', 'the join token is not valid', {
+        throw new CubeError('UNAUTHORIZED', 'the join token is not valid', {
           where: { field: 'joinToken' },
         });
       const joined = await store.joinNode({
@@ -232,21 +281,22 @@ export async function buildControlApp(options: ControlAppOptions): Promise<Fasti
     },
   );
 
-  async function agentNode(request: FastifyRequest, nodeId: string): Promise<Node | null> {
-    const token = bearer(request);
-    return token === null ? null : store.authenticateNode(nodeId, token);
-  }
-
   api.post(
     '/api/v1/agents/:nodeId/heartbeat',
-    { schema: { params: nodeParams, body: heartbeatBody, tags: ['agents'] } },
-    async (request, reply) => {
+    {
+      schema: { params: nodeParams, body: heartbeatBody, tags: ['agents'] },
+      config: { access: 'node' },
+    },
+    async (request) => {
       const started = performance.now();
-      const node = await agentNode(request, request.params.nodeId);
-      if (node === null) return unauthorized(reply, 'missing or bad node credential');
+      const node = requestNode(request);
+      // A node reports only the ranks placed on it; others' are dropped, not taken in.
+      const ranks = [];
+      for (const r of request.body.ranks)
+        if ((await scope.refusal(node, r)) === null) ranks.push(r);
       const commands = await orchestrator.heartbeat(node, {
         ...(request.body.health === undefined ? {} : { health: request.body.health }),
-        ranks: request.body.ranks,
+        ranks,
       });
       metrics.heartbeatsTotal.inc();
       metrics.heartbeatLatencySeconds.observe((performance.now() - started) / 1000);
@@ -262,10 +312,18 @@ export async function buildControlApp(options: ControlAppOptions): Promise<Fasti
         body: z.object({ events: z.array(agentEvent) }),
         tags: ['agents'],
       },
+      config: { access: 'node' },
     },
-    async (request, reply) => {
-      const node = await agentNode(request, request.params.nodeId);
-      if (node === null) return unauthorized(reply, 'missing or bad node credential');
+    async (request) => {
+      const node = requestNode(request);
+      // All or none: one event the node may not report refuses the batch, before any applies.
+      for (const [i, e] of request.body.events.entries()) {
+        const why = await scope.eventRefusal(node, e);
+        if (why !== null)
+          throw new CubeError('FORBIDDEN', `events[${i}] (${e.kind}): ${why}`, {
+            where: { path: `events.${i}`, node: node.name },
+          });
+      }
       await orchestrator.agentEvents(node, request.body.events);
       return { ok: true };
     },
@@ -273,70 +331,71 @@ export async function buildControlApp(options: ControlAppOptions): Promise<Fasti
 
   api.post(
     '/api/v1/agents/:nodeId/logs',
-    { schema: { params: nodeParams, body: logsBody, tags: ['agents'] } },
-    async (request, reply) => {
-      const node = await agentNode(request, request.params.nodeId);
-      if (node === null) return unauthorized(reply, 'missing or bad node credential');
+    {
+      schema: { params: nodeParams, body: logsBody, tags: ['agents'] },
+      config: { access: 'node' },
+    },
+    async (request) => {
+      const node = requestNode(request);
       const { jobId, attempt, rank, text } = request.body;
-      const path = rankLogPath(dataDir, jobId, attempt, rank);
-      await mkdir(join(path, '..'), { recursive: true });
-      await appendFile(path, text);
+      const why = await scope.refusal(node, { jobId, attempt, rank });
+      if (why !== null) throw new CubeError('FORBIDDEN', why, { where: { rank, node: node.name } });
+      await rankLogs.append(rankLogPath(dataDir, jobId, attempt, rank), text);
       return { ok: true };
     },
   );
 
   // --- users --------------------------------------------------------------------------------
-  app.addHook('onRequest', async (request, reply) => {
-    const url = request.url;
-    if (
-      !url.startsWith('/api/v1/') ||
-      url.startsWith('/api/v1/agents/') ||
-      url.startsWith('/api/v1/openapi.json')
-    )
-      return;
-    const token = bearer(request) ?? (new URL(url, 'http://x').searchParams.get('token') || null);
-    if (token === null)
-      return unauthorized(reply, 'missing API token (Authorization: Bearer <token>)');
-    if (!(await store.verifyApiToken(token))) return unauthorized(reply, 'bad API token');
-  });
+  const viewer = { access: { role: 'viewer' } } as const;
+  const user = { access: { role: 'user' } } as const;
+  const admin = { access: { role: 'admin' } } as const;
 
-  api.post('/api/v1/jobs', { schema: { tags: ['jobs'] } }, async (request, reply) => {
+  api.post('/api/v1/jobs', { schema: { tags: ['jobs'] }, config: user }, async (request, reply) => {
     const body = request.body;
     const spec =
       typeof body === 'object' && body !== null && 'yaml' in body && typeof body.yaml === 'string'
         ? parseJobSpec(body.yaml, { format: 'yaml' })
         : validateJobSpec(body);
-    const job = await store.createJob(spec);
+    const job = await store.createJob(spec, { owner: requestToken(request).id });
     // Schedule at once, but after the reply is out: the pass can take a while for a big gang.
     setImmediate(() => void orchestrator.tick());
     return reply.status(201).send(job);
   });
 
-  api.get('/api/v1/jobs', { schema: { tags: ['jobs'] } }, async () => ({
-    jobs: await store.listJobs(),
-  }));
+  api.get('/api/v1/jobs', { schema: { tags: ['jobs'] }, config: viewer }, async (request) => {
+    const owner = ownerScope(request.principal);
+    const jobs = await store.listJobs();
+    return { jobs: owner === null ? jobs : jobs.filter((j) => j.owner === owner) };
+  });
 
-  async function getJob(
-    id: string,
-  ): Promise<NonNullable<Awaited<ReturnType<StateStore['getJob']>>>> {
+  /** The job, when it exists and the caller may see it (a `user` sees only its own jobs). */
+  async function getJob(id: string, principal: Principal): Promise<Job> {
     const job = await store.getJob(id);
-    if (job === null)
+    // Another user's job is reported as absent: a user learns nothing of others' jobs.
+    if (job === null || !maySeeJob(principal, job))
       throw new CubeError('UNKNOWN_ID', `no job "${id}"`, { where: { field: 'id' } });
     return job;
   }
 
-  api.get('/api/v1/jobs/:id', { schema: { params: idParams, tags: ['jobs'] } }, async (request) => {
-    const job = await getJob(request.params.id);
-    const checkpoints = await store.listCheckpoints(job.id);
-    const progress = await store.listProgress(job.id, { limit: 1_000_000 });
-    const last = progress.at(-1) ?? null;
-    return { ...job, checkpoints, lastProgress: last };
-  });
+  api.get(
+    '/api/v1/jobs/:id',
+    { schema: { params: idParams, tags: ['jobs'] }, config: viewer },
+    async (request) => {
+      const job = await getJob(request.params.id, request.principal);
+      const checkpoints = await store.listCheckpoints(job.id);
+      const progress = await store.listProgress(job.id, { limit: 1_000_000 });
+      const last = progress.at(-1) ?? null;
+      return { ...job, checkpoints, lastProgress: last };
+    },
+  );
 
   api.post(
     '/api/v1/jobs/:id/cancel',
-    { schema: { params: idParams, tags: ['jobs'] } },
-    async (request) => orchestrator.cancel(request.params.id),
+    { schema: { params: idParams, tags: ['jobs'] }, config: user },
+    async (request) => {
+      await getJob(request.params.id, request.principal);
+      return orchestrator.cancel(request.params.id);
+    },
   );
 
   api.get(
@@ -347,9 +406,10 @@ export async function buildControlApp(options: ControlAppOptions): Promise<Fasti
         querystring: z.object({ after: z.coerce.number().int().min(0).optional() }),
         tags: ['jobs'],
       },
+      config: viewer,
     },
     async (request) => {
-      await getJob(request.params.id);
+      await getJob(request.params.id, request.principal);
       return {
         events: await store.listEvents({
           jobId: request.params.id,
@@ -367,9 +427,10 @@ export async function buildControlApp(options: ControlAppOptions): Promise<Fasti
         querystring: z.object({ rank: z.coerce.number().int().min(0).optional() }),
         tags: ['jobs'],
       },
+      config: viewer,
     },
     async (request) => {
-      await getJob(request.params.id);
+      await getJob(request.params.id, request.principal);
       return {
         progress: await store.listProgress(request.params.id, {
           ...(request.query.rank === undefined ? {} : { rank: request.query.rank }),
@@ -388,32 +449,35 @@ export async function buildControlApp(options: ControlAppOptions): Promise<Fasti
           rank: z.coerce.number().int().min(0).default(0),
           attempt: z.coerce.number().int().min(0).optional(),
           offset: z.coerce.number().int().min(0).default(0),
+          limit: z.coerce.number().int().min(1).max(maxLogReadBytes).default(maxLogReadBytes),
         }),
         tags: ['jobs'],
+        description:
+          'At most `limit` bytes (default and largest 1 MiB) of a rank log from `offset` (over everything the rank wrote; bytes before `x-cube-log-start` were rotated out). Headers: `x-cube-log-size` (everything written so far), `x-cube-log-start`, `x-cube-log-offset` (where this reply starts), `x-cube-log-next-offset`.',
       },
+      config: viewer,
     },
     async (request, reply) => {
-      const job = await getJob(request.params.id);
+      const job = await getJob(request.params.id, request.principal);
       const attempt = request.query.attempt ?? job.attempt;
       const path = rankLogPath(dataDir, job.id, attempt, request.query.rank);
-      let text: string;
-      let size = 0;
-      try {
-        size = (await stat(path)).size;
-        text = (await readFile(path)).subarray(request.query.offset).toString('utf8');
-      } catch {
-        // No output yet (or no such rank in that attempt): an empty log.
-        text = '';
-      }
+      // Only the asked range is read: a big log never sits in memory whole.
+      const range = await rankLogs.read(path, {
+        offset: request.query.offset,
+        limit: request.query.limit,
+      });
       return reply
-        .header('x-cube-log-size', String(size))
+        .header('x-cube-log-size', String(range.size))
+        .header('x-cube-log-start', String(range.start))
+        .header('x-cube-log-offset', String(range.offset))
+        .header('x-cube-log-next-offset', String(range.nextOffset))
         .header('x-cube-attempt', String(attempt))
-        .type('text/plain')
-        .send(text);
+        .type('text/plain; charset=utf-8')
+        .send(range.bytes);
     },
   );
 
-  api.get('/api/v1/nodes', { schema: { tags: ['nodes'] } }, async () => ({
+  api.get('/api/v1/nodes', { schema: { tags: ['nodes'] }, config: viewer }, async () => ({
     nodes: await store.listNodes(),
   }));
 
@@ -428,7 +492,7 @@ export async function buildControlApp(options: ControlAppOptions): Promise<Fasti
 
   api.post(
     '/api/v1/nodes/:id/cordon',
-    { schema: { params: idParams, tags: ['nodes'] } },
+    { schema: { params: idParams, tags: ['nodes'] }, config: admin },
     async (request) => {
       const node = await getNode(request.params.id);
       if (node.state === 'cordoned') return node;
@@ -446,7 +510,7 @@ export async function buildControlApp(options: ControlAppOptions): Promise<Fasti
 
   api.post(
     '/api/v1/nodes/:id/uncordon',
-    { schema: { params: idParams, tags: ['nodes'] } },
+    { schema: { params: idParams, tags: ['nodes'] }, config: admin },
     async (request) => {
       const node = await getNode(request.params.id);
       if (node.state !== 'cordoned') return node;
@@ -468,8 +532,15 @@ export async function buildControlApp(options: ControlAppOptions): Promise<Fasti
         }),
         tags: ['nodes'],
       },
+      config: admin,
     },
     async (request, reply) => {
+      if (options.allowFaultInjection !== true)
+        throw new CubeError(
+          'FORBIDDEN',
+          'fault injection is off on this control plane; start it with --allow-fault-injection to allow it',
+          { where: { field: '--allow-fault-injection' } },
+        );
       const node = await getNode(request.params.id);
       orchestrator.injectFault(node.id, request.body.kind, {
         ...(request.body.jobId === undefined ? {} : { jobId: request.body.jobId }),
@@ -489,14 +560,30 @@ export async function buildControlApp(options: ControlAppOptions): Promise<Fasti
         }),
         tags: ['events'],
       },
+      config: viewer,
     },
-    async (request) => ({
-      events: await store.listEvents({
+    async (request) => {
+      const events = await store.listEvents({
         ...(request.query.after === undefined ? {} : { afterId: request.query.after }),
         limit: request.query.limit,
-      }),
-    }),
+      });
+      const visible = await visibleTo(request.principal);
+      return { events: events.filter(visible) };
+    },
   );
+
+  /**
+   * Which events a caller may see: all for viewers and admins; for a `user`, the cluster's
+   * (no job) and those of its own jobs.
+   */
+  async function visibleTo(principal: Principal): Promise<(e: Event) => boolean> {
+    const owner = ownerScope(principal);
+    if (owner === null) return () => true;
+    const own = new Set((await store.listJobs()).filter((j) => j.owner === owner).map((j) => j.id));
+    return (e) => e.jobId === undefined || own.has(e.jobId);
+  }
+
+  registerTokenRoutes(app, { store, tickets });
 
   // Server-sent events: the durable log first (after `Last-Event-ID` or `?after=`), then live.
   api.get(
@@ -506,13 +593,29 @@ export async function buildControlApp(options: ControlAppOptions): Promise<Fasti
         querystring: z.object({
           job: z.string().optional(),
           after: z.coerce.number().int().min(0).optional(),
-          token: z.string().optional(),
+          ticket: z.string().optional(),
         }),
         tags: ['events'],
+        description:
+          'Server-sent events. Authenticated by `Authorization: Bearer` or, for browsers, a single-use `?ticket=` from `POST /api/v1/stream-tickets`; never by a token in the URL.',
       },
+      config: { access: { role: 'viewer', ticket: true } },
     },
     async (request, reply) => {
       const jobId = request.query.job;
+      if (jobId !== undefined) await getJob(jobId, request.principal);
+      const owner = ownerScope(request.principal);
+      // For a `user`: whether each job is its own (looked up once per job, then remembered).
+      const owned = new Map<string, boolean>();
+      const visible = async (event: Event): Promise<boolean> => {
+        if (owner === null || event.jobId === undefined) return true;
+        let mine = owned.get(event.jobId);
+        if (mine === undefined) {
+          mine = (await store.getJob(event.jobId))?.owner === owner;
+          owned.set(event.jobId, mine);
+        }
+        return mine;
+      };
       const lastHeader = request.headers['last-event-id'];
       const after =
         request.query.after ?? (typeof lastHeader === 'string' ? Number(lastHeader) : undefined);
@@ -526,11 +629,18 @@ export async function buildControlApp(options: ControlAppOptions): Promise<Fasti
       // Sent at once, so a client knows it is connected before the first event.
       raw.write(': connected\n\n');
       let lastSent = after ?? 0;
+      let chain = Promise.resolve();
+      // Events go out in id order; the ownership check may wait on the store, so they queue.
       const send = (event: Event): void => {
-        if (event.id <= lastSent) return;
-        if (jobId !== undefined && event.jobId !== jobId) return;
-        lastSent = event.id;
-        raw.write(`id: ${event.id}\nevent: ${event.kind}\ndata: ${JSON.stringify(event)}\n\n`);
+        chain = chain
+          .then(async () => {
+            if (event.id <= lastSent) return;
+            if (jobId !== undefined && event.jobId !== jobId) return;
+            if (!(await visible(event))) return;
+            lastSent = event.id;
+            raw.write(`id: ${event.id}\nevent: ${event.kind}\ndata: ${JSON.stringify(event)}\n\n`);
+          })
+          .catch(() => undefined);
       };
       const queued: Event[] = [];
       let replaying = true;

@@ -55,6 +55,7 @@ export function registerPlanRoutes(app: FastifyInstance): ComputeWorker {
         tags: ['planner'],
         description: 'The zoo models and catalog accelerators the planner takes.',
       },
+      config: { access: { role: 'viewer' } },
     },
     () => {
       choices ??= {
@@ -89,6 +90,8 @@ export function registerPlanRoutes(app: FastifyInstance): ComputeWorker {
         description:
           'Ranked parallelism plans for a model on N accelerators in their standard servers, as `cube plan --json` prints them. No feasible plan: `plans: []` and `reason`.',
       },
+      // Computation, not reading: it takes the planner's worker, so viewers may not.
+      config: { access: { role: 'user' } },
     },
     async (request) => compute.plan(request.body, { timeoutMs: planTimeoutMs }),
   );

@@ -52,6 +52,7 @@ export function registerSimRoutes(app: FastifyInstance, options: { compute: Comp
         description:
           'A Monte Carlo simulation of the job over days: goodput, interruptions, lost time by category, per policy (as `cube simulate --json`).',
       },
+      config: { access: { role: 'user' } },
     },
     async (request) =>
       options.compute.simulate(request.body, { timeoutMs: simulationLimits.timeoutMs }),

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { CubeError } from '../../core/index.ts';
 import type { Job, ProgressSample } from '../model/index.ts';
 import type { StateStore } from '../store/index.ts';
+import { maySeeJob, ownerScope } from './access.ts';
 
 /** Where `npm run build:web` puts the dashboard's production bundle. */
 export const defaultWebRoot = fileURLToPath(new URL('../../../web/dist/', import.meta.url));
@@ -150,9 +151,12 @@ export async function registerWebRoutes(
         description:
           "The job's loss and throughput per step: one point per (attempt, step), the loss averaged and tokens/s summed over ranks. With `attempt` and `after`, only points after that step of that attempt.",
       },
+      config: { access: { role: 'viewer' } },
     },
     async (request) => {
       const job = await getJob(request.params.id);
+      if (!maySeeJob(request.principal, job))
+        throw new CubeError('UNKNOWN_ID', `no job "${job.id}"`, { where: { field: 'id' } });
       const { attempt, after } = request.query;
       if ((attempt === undefined) !== (after === undefined))
         throw new CubeError('INVALID_VALUE', '`attempt` and `after` go together', {
@@ -196,10 +200,13 @@ export async function registerWebRoutes(
         description:
           "Each job's newest point (its current attempt's highest step, combined over ranks), for job lists.",
       },
+      config: { access: { role: 'viewer' } },
     },
-    async () => {
+    async (request) => {
       const latest: (SeriesPoint & { jobId: string })[] = [];
+      const owner = ownerScope(request.principal);
       for (const job of await store.listJobs()) {
+        if (owner !== null && job.owner !== owner) continue;
         const point = await latestPoint(job);
         if (point !== null) latest.push({ jobId: job.id, ...point });
       }
@@ -212,8 +219,8 @@ export async function registerWebRoutes(
   await app.register(fastifyStatic, {
     root,
     prefix: '/',
-    // Looked up per request, so a rebuild is served without a restart.
-    wildcard: true,
+    // Our own route (below) serves the files, so that it can declare its access rule.
+    serve: false,
     // Our own cache-control (below), not @fastify/static's default.
     cacheControl: false,
     // Hashed asset names change with their content; index.html must always be revalidated.
@@ -223,6 +230,14 @@ export async function registerWebRoutes(
         path.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache',
       );
     },
+  });
+
+  // The dashboard's files are public. Looked up per request, so a rebuild is served without a
+  // restart; @fastify/send keeps the path inside `root`, and a missing file is a 404 below.
+  app.get('/*', { schema: { hide: true }, config: { access: 'public' } }, (request, reply) => {
+    const path = (request.params as { '*'?: string })['*'] ?? '';
+    if (path === '' || path.endsWith('/')) return reply.callNotFound();
+    return reply.sendFile(path);
   });
 
   app.setNotFoundHandler((request, reply) => {

@@ -102,6 +102,19 @@ export interface CheckpointEntry {
   readonly at: number;
 }
 
+/** What an API token may do (docs/control-protocol.md, "Roles"). */
+export const apiRoles = ['admin', 'user', 'viewer', 'metrics'] as const;
+export type ApiRole = (typeof apiRoles)[number];
+
+/** An API token as the store knows it: never the secret. Times are epoch ms. */
+export interface ApiTokenInfo {
+  readonly id: string;
+  readonly name: string;
+  readonly role: ApiRole;
+  readonly createdAt: number;
+  readonly revokedAt: number | null;
+}
+
 /** Called after a transaction commits, with the events it appended, in id order. */
 export type EventListener = (events: readonly Event[]) => void;
 
@@ -119,10 +132,25 @@ export interface StateStore {
   /** Closes the database; the store cannot be used afterwards. */
   close(): Promise<void>;
 
-  /** Creates an API token: 32 random bytes, base64url, returned only here. */
-  createApiToken(name: string): Promise<{ id: string; token: string }>;
-  /** True when `token` is a current API token. */
+  /**
+   * Creates an API token with `role` (default `admin`): 32 random bytes, base64url, returned
+   * only here.
+   */
+  createApiToken(
+    name: string,
+    options?: { role?: ApiRole },
+  ): Promise<{ id: string; token: string }>;
+  /** True when `token` is a current (not revoked) API token. */
   verifyApiToken(token: string): Promise<boolean>;
+  /** The current (not revoked) API token that `token` is, or null. */
+  authenticateApiToken(token: string): Promise<ApiTokenInfo | null>;
+  /** Every API token (never the secret), in creation order, revoked ones included. */
+  listApiTokens(): Promise<ApiTokenInfo[]>;
+  /**
+   * Revokes the API token with this id, or else the one not yet revoked with this name; it
+   * fails at once. Unknown ids fail with UNKNOWN_ID. Returns the token after it.
+   */
+  revokeApiToken(idOrName: string): Promise<ApiTokenInfo>;
   /** Creates a join token for agents: 32 random bytes, base64url, returned only here. */
   createJoinToken(name: string): Promise<{ id: string; token: string }>;
   /** True when `token` is a current join token. */
@@ -151,8 +179,11 @@ export interface StateStore {
     records: readonly { nodeId: string; at: number; health?: Node['health'] }[],
   ): Promise<void>;
 
-  /** Stores a `queued` job for a validated spec and appends `job-submitted`. */
-  createJob(spec: JobSpec, options?: { now?: number }): Promise<Job>;
+  /**
+   * Stores a `queued` job for a validated spec and appends `job-submitted`; `owner` is the id
+   * of the API token that submitted it.
+   */
+  createJob(spec: JobSpec, options?: { now?: number; owner?: string }): Promise<Job>;
   getJob(id: string): Promise<Job | null>;
   /** Jobs in submission order. */
   listJobs(filter?: { states?: readonly JobState[] }): Promise<Job[]>;

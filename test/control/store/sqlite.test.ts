@@ -125,9 +125,38 @@ describe('SqliteStateStore', () => {
     }
     assert.deepEqual(
       rowsOf(path, 'kysely_migration').map((r) => r.name),
-      ['0001-initial'],
+      ['0001-initial', '0002-token-roles'],
     );
     assert.equal(rowsOf(path, 'jobs').length, 2);
+  });
+
+  test('a database from before roles keeps its API tokens, as admin tokens, and its jobs', async () => {
+    const path = join(dir, 'before-roles.db');
+    const store = await openSqliteStore({ path });
+    const { token } = await store.createApiToken('admin');
+    const job = await store.createJob(sampleSpec('old-job'));
+    await store.close();
+    // Back to the schema of 0001, as a database written before roles has it.
+    const db = new Database(path);
+    db.exec(`ALTER TABLE tokens DROP COLUMN role;
+      ALTER TABLE tokens DROP COLUMN revoked_at;
+      ALTER TABLE jobs DROP COLUMN owner;
+      DELETE FROM kysely_migration WHERE name = '0002-token-roles';`);
+    db.close();
+    const reopened = await openSqliteStore({ path });
+    try {
+      assert.equal((await reopened.authenticateApiToken(token))?.role, 'admin');
+      const old = await reopened.getJob(job.id);
+      assert.equal(old?.owner, undefined);
+      const created = await reopened.createApiToken('u', { role: 'user' });
+      const owned = await reopened.createJob(sampleSpec('new-job'), { owner: created.id });
+      assert.equal((await reopened.getJob(owned.id))?.owner, created.id);
+      await reopened.revokeApiToken(created.id);
+      assert.equal(await reopened.authenticateApiToken(created.token), null);
+      assert.equal(await reopened.verifyApiToken(created.token), false);
+    } finally {
+      await reopened.close();
+    }
   });
 
   test('a path that cannot hold a database fails with STORAGE_FAILED naming it', async () => {

@@ -20,8 +20,15 @@ export interface ApiClient {
     options?: { signal?: AbortSignal },
   ): Promise<{ text: string; headers: Headers }>;
   post<T>(path: string, body: unknown, options?: { signal?: AbortSignal }): Promise<T>;
-  /** The URL of the event stream (EventSource cannot send headers: the token rides along). */
-  streamUrl(params: Readonly<Record<string, string | number | undefined>>): string;
+  /**
+   * A URL of the event stream, good for one connection within 30 s. EventSource cannot send
+   * headers, and the token must never be in a URL, so it carries a single-use ticket
+   * (`POST /api/v1/stream-tickets`) instead.
+   */
+  streamUrl(
+    params: Readonly<Record<string, string | number | undefined>>,
+    options?: { signal?: AbortSignal },
+  ): Promise<string>;
 }
 
 async function failure(response: Response): Promise<ApiError> {
@@ -86,8 +93,20 @@ export function createClient(token: string, onUnauthorized: () => void): ApiClie
       );
       return (await r.json()) as T;
     },
-    streamUrl(params) {
-      const query = new URLSearchParams({ token });
+    async streamUrl(params, options = {}) {
+      const r = await send(
+        '/stream-tickets',
+        {
+          method: 'POST',
+          body: '{}',
+          headers: { 'content-type': 'application/json' },
+          signal: options.signal ?? null,
+        },
+        token,
+        onUnauthorized,
+      );
+      const { ticket } = (await r.json()) as { ticket: string };
+      const query = new URLSearchParams({ ticket });
       for (const [k, v] of Object.entries(params)) if (v !== undefined) query.set(k, String(v));
       return `/api/v1/stream?${query.toString()}`;
     },

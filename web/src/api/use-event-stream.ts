@@ -7,8 +7,9 @@ export type StreamStatus = 'connecting' | 'live' | 'reconnecting';
 
 /**
  * Follows the control plane's event stream (`GET /api/v1/stream`, server-sent events), for
- * one job or for all, from event id `after` (the log is replayed from there first). The
- * browser reconnects by itself and resumes after the last event it saw (`Last-Event-ID`).
+ * one job or for all, from event id `after` (the log is replayed from there first). Each
+ * connection takes a fresh single-use ticket, so a dropped stream is reopened here (not by the
+ * browser, whose retry would reuse a spent ticket) after the last event it saw.
  */
 export function useEventStream(
   onEvent: (event: CubeEvent) => void,
@@ -24,17 +25,47 @@ export function useEventStream(
 
   useEffect(() => {
     if (!enabled) return;
-    const source = new EventSource(client.streamUrl({ job, after }));
+    const controller = new AbortController();
+    let source: EventSource | null = null;
+    let retry: ReturnType<typeof setTimeout> | null = null;
+    let lastId = after;
     setStatus('connecting');
     const listener = (message: MessageEvent<string>): void => {
+      const id = Number(message.lastEventId);
+      if (Number.isSafeInteger(id) && id > 0) lastId = id;
       handler.current(JSON.parse(message.data) as CubeEvent);
     };
-    for (const kind of eventKinds) source.addEventListener(kind, listener);
-    source.onopen = () => setStatus('live');
-    source.onerror = () => setStatus('reconnecting');
+    const reopen = (): void => {
+      if (controller.signal.aborted) return;
+      setStatus('reconnecting');
+      retry = setTimeout(() => void open(), 1000);
+    };
+    const open = async (): Promise<void> => {
+      let url: string;
+      try {
+        url = await client.streamUrl({ job, after: lastId }, { signal: controller.signal });
+      } catch {
+        reopen();
+        return;
+      }
+      if (controller.signal.aborted) return;
+      const current = new EventSource(url);
+      source = current;
+      for (const kind of eventKinds) current.addEventListener(kind, listener);
+      current.onopen = () => setStatus('live');
+      current.onerror = () => {
+        current.close();
+        reopen();
+      };
+    };
+    void open();
     return () => {
-      for (const kind of eventKinds) source.removeEventListener(kind, listener);
-      source.close();
+      controller.abort();
+      if (retry !== null) clearTimeout(retry);
+      if (source !== null) {
+        for (const kind of eventKinds) source.removeEventListener(kind, listener);
+        source.close();
+      }
     };
   }, [client, job, after, enabled]);
 

@@ -33,20 +33,30 @@ export function RankLogs(props: {
     setText('');
     setError(null);
     const poll = async (): Promise<void> => {
+      let more = false;
       try {
         const { text: chunk, headers } = await client.getText(
           `/jobs/${encodeURIComponent(props.jobId)}/logs?rank=${rank}&attempt=${attempt}&offset=${offset}`,
           { signal: controller.signal },
         );
+        // Reads are at most 1 MiB: go on from where this one ended (the server says where).
+        const next = Number(headers.get('x-cube-log-next-offset') ?? '0');
         const size = Number(headers.get('x-cube-log-size') ?? '0');
         if (chunk.length > 0) setText((t) => (t + chunk).slice(-200_000));
-        offset = Math.max(offset, size);
+        offset = Math.max(offset, next);
+        // Only the newest 200 kB are shown: skip what would scroll out at once.
+        if (size - offset > 200_000) {
+          offset = size - 200_000;
+          setText('');
+        }
+        more = offset < size;
         setError(null);
       } catch (e) {
         if (controller.signal.aborted) return;
         setError(e instanceof Error ? e : new Error(String(e)));
       }
-      if (props.follow && !controller.signal.aborted) timer = setTimeout(() => void poll(), 1500);
+      if ((more || props.follow) && !controller.signal.aborted)
+        timer = setTimeout(() => void poll(), more ? 0 : 1500);
     };
     void poll();
     return () => {

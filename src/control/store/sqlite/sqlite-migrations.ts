@@ -103,6 +103,18 @@ const migrations: Readonly<Record<string, Migration>> = {
         .execute();
     },
   },
+  // Roles for API tokens (the tokens made before roles were all the operator's: admin), their
+  // revocation, and the token that submitted each job (its owner, for `user` tokens' scope).
+  '0002-token-roles': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .alterTable('tokens')
+        .addColumn('role', 'text', (c) => c.notNull().defaultTo('admin'))
+        .execute();
+      await db.schema.alterTable('tokens').addColumn('revoked_at', 'integer').execute();
+      await db.schema.alterTable('jobs').addColumn('owner', 'text').execute();
+    },
+  },
 };
 
 /** The store's migrations, for Kysely's Migrator. */

@@ -48,6 +48,7 @@ export function jobFromRow(row: Selectable<JobsTable>): Job {
     updatedAt: row.updated_at,
     startedAt: row.started_at,
     endedAt: row.ended_at,
+    ...(row.owner === null ? {} : { owner: row.owner }),
   };
 }
 

@@ -26,6 +26,8 @@ import {
 import { JobPatchSchema, NodeJoinSchema, NodePatchSchema } from '../patches.ts';
 import { hashSecret, newSecret, secretMatches } from '../secrets.ts';
 import type {
+  ApiRole,
+  ApiTokenInfo,
   CheckpointEntry,
   EventFilter,
   EventListener,
@@ -158,12 +160,73 @@ export class SqliteStateStore implements StateStore {
 
   // ---- tokens ----
 
-  createApiToken(name: string): Promise<{ id: string; token: string }> {
-    return this.#createToken('api', name);
+  createApiToken(
+    name: string,
+    options: { role?: ApiRole } = {},
+  ): Promise<{ id: string; token: string }> {
+    return this.#createToken('api', name, options.role ?? 'admin');
   }
 
   verifyApiToken(token: string): Promise<boolean> {
     return this.#verifyToken('api', token);
+  }
+
+  async authenticateApiToken(token: string): Promise<ApiTokenInfo | null> {
+    if (token === '') return null;
+    // The lookup is by hash, so its timing says nothing about the token.
+    const row = await this.#read((db) =>
+      db
+        .selectFrom('tokens')
+        .select(['id', 'name', 'role', 'created_at', 'revoked_at'])
+        .where('token_hash', '=', hashSecret(token))
+        .where('kind', '=', 'api')
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst(),
+    );
+    return row === undefined ? null : tokenInfoFromRow(row);
+  }
+
+  async listApiTokens(): Promise<ApiTokenInfo[]> {
+    const rows = await this.#read((db) =>
+      db
+        .selectFrom('tokens')
+        .select(['id', 'name', 'role', 'created_at', 'revoked_at'])
+        .where('kind', '=', 'api')
+        .orderBy('created_at')
+        .orderBy('id')
+        .execute(),
+    );
+    return rows.map(tokenInfoFromRow);
+  }
+
+  async revokeApiToken(idOrName: string): Promise<ApiTokenInfo> {
+    return this.#write(async (trx) => {
+      const columns = ['id', 'name', 'role', 'created_at', 'revoked_at'] as const;
+      const row =
+        (await trx
+          .selectFrom('tokens')
+          .select(columns)
+          .where('kind', '=', 'api')
+          .where('id', '=', idOrName)
+          .executeTakeFirst()) ??
+        (await trx
+          .selectFrom('tokens')
+          .select(columns)
+          .where('kind', '=', 'api')
+          .where('name', '=', idOrName)
+          .where('revoked_at', 'is', null)
+          .orderBy('created_at')
+          .executeTakeFirst());
+      if (row === undefined)
+        throw new CubeError('UNKNOWN_ID', `no API token with id or name "${idOrName}"`, {
+          where: { field: 'token' },
+          hint: '`cube token ls` lists them',
+        });
+      if (row.revoked_at !== null) return tokenInfoFromRow(row);
+      const at = this.#now();
+      await trx.updateTable('tokens').set({ revoked_at: at }).where('id', '=', row.id).execute();
+      return tokenInfoFromRow({ ...row, revoked_at: at });
+    });
   }
 
   createJoinToken(name: string): Promise<{ id: string; token: string }> {
@@ -174,13 +237,25 @@ export class SqliteStateStore implements StateStore {
     return this.#verifyToken('join', token);
   }
 
-  async #createToken(kind: 'api' | 'join', name: string): Promise<{ id: string; token: string }> {
+  async #createToken(
+    kind: 'api' | 'join',
+    name: string,
+    role: ApiRole = 'admin',
+  ): Promise<{ id: string; token: string }> {
     const token = newSecret();
     const id = randomId(kind === 'api' ? 'tok' : 'join');
     await this.#write(async (trx) => {
       await trx
         .insertInto('tokens')
-        .values({ id, kind, name, token_hash: hashSecret(token), created_at: this.#now() })
+        .values({
+          id,
+          kind,
+          name,
+          role,
+          token_hash: hashSecret(token),
+          created_at: this.#now(),
+          revoked_at: null,
+        })
         .execute();
     });
     return { id, token };
@@ -195,6 +270,7 @@ export class SqliteStateStore implements StateStore {
         .select('id')
         .where('token_hash', '=', hashSecret(token))
         .where('kind', '=', kind)
+        .where('revoked_at', 'is', null)
         .executeTakeFirst(),
     );
     return row !== undefined;
@@ -471,7 +547,7 @@ export class SqliteStateStore implements StateStore {
 
   // ---- jobs ----
 
-  async createJob(spec: JobSpec, options: { now?: number } = {}): Promise<Job> {
+  async createJob(spec: JobSpec, options: { now?: number; owner?: string } = {}): Promise<Job> {
     const parsed = JobSpecSchema.safeParse(spec);
     if (!parsed.success) throw invalid(parsed.error, 'the job spec');
     const valid = parsed.data;
@@ -495,6 +571,7 @@ export class SqliteStateStore implements StateStore {
           updated_at: now,
           started_at: null,
           ended_at: null,
+          owner: options.owner ?? null,
         })
         .execute();
       await append([
@@ -797,6 +874,22 @@ async function freshId(trx: Trx, table: 'jobs' | 'nodes', make: () => string): P
     const taken = await trx.selectFrom(table).select('id').where('id', '=', id).executeTakeFirst();
     if (taken === undefined) return id;
   }
+}
+
+function tokenInfoFromRow(row: {
+  id: string;
+  name: string;
+  role: string;
+  created_at: number;
+  revoked_at: number | null;
+}): ApiTokenInfo {
+  return {
+    id: row.id,
+    name: row.name,
+    role: row.role as ApiRole,
+    createdAt: row.created_at,
+    revokedAt: row.revoked_at,
+  };
 }
 
 function checkExpected<S extends string>(

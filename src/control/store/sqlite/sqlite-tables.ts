@@ -10,6 +10,9 @@ export interface TokensTable {
   /** SHA-256 hex of the token; the token itself is never stored. */
   token_hash: string;
   created_at: number;
+  /** `admin` | `user` | `viewer` | `metrics` for API tokens; join tokens keep the default. */
+  role: Generated<string>;
+  revoked_at: number | null;
 }
 
 export interface NodesTable {
@@ -46,6 +49,8 @@ export interface JobsTable {
   updated_at: number;
   started_at: number | null;
   ended_at: number | null;
+  /** The id of the API token that submitted the job; null for jobs from before roles. */
+  owner: string | null;
 }
 
 export interface EventsTable {
