@@ -12,6 +12,9 @@ or all of them through `npm run bench:ckpt` (bench/ckpt/run.ts).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import math
 import multiprocessing as mp
@@ -356,6 +359,41 @@ def per_rep_max(per_rank: Sequence[Sequence[float]]) -> list[float]:
 # ---- node daemons ----------------------------------------------------------------------------
 
 
+# Checkpoint-peer keys for the bench's daemons (src/ckpt/daemon/peer-auth.ts): what a control
+# plane would hand each node, derived the same way. The bench grants every one of its nodes the
+# replicas of every rank of its jobs, since its ranks move between nodes between phases.
+BENCH_PEER_MASTER = os.urandom(32)
+BENCH_NODES = ("node-a", "node-b", "node-c")
+BENCH_MAX_RANKS = 256
+
+
+def _pair_key(job: str, frm: str, to: str) -> str:
+    attempt_key = hmac.new(BENCH_PEER_MASTER, f"cube-peer/1\n{job}\n0".encode(), hashlib.sha256).digest()
+    mac = hmac.new(attempt_key, f"{frm}\n{to}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def write_peer_access(path: str, node: str, jobs: Sequence[str]) -> str:
+    """Writes `node`'s `--peer-access` file (mode 0600) for `jobs` among BENCH_NODES."""
+    ranks = list(range(BENCH_MAX_RANKS))
+    others = [n for n in BENCH_NODES if n != node]
+    access = {
+        job: {
+            "attempt": 0,
+            "outgoing": [{"node": o, "key": _pair_key(job, node, o)} for o in others],
+            "incoming": [
+                {"node": o, "key": _pair_key(job, o, node), "writeRanks": ranks, "readRanks": ranks}
+                for o in others
+            ],
+        }
+        for job in jobs
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(access, f)
+    return path
+
+
 class Daemon:
     """A `cube ckpt daemon` process (node bin/cube.js), started and stopped by the bench."""
 
@@ -373,6 +411,7 @@ class Daemon:
         l3_every: int | None = None,
         nice: int | None = None,
         cpus: Sequence[int] | None = None,
+        jobs: Sequence[str] = (),
     ) -> None:
         for d in (l1, l2):
             os.makedirs(d, exist_ok=True)
@@ -399,6 +438,8 @@ class Daemon:
             args += ["--replica-peer", f"{replica_peer.node}=127.0.0.1:{replica_peer.port}"]
         for p in peers:
             args += ["--peer", f"{p.node}=127.0.0.1:{p.port}"]
+        if jobs:  # the jobs whose replicas move between this bench's nodes
+            args += ["--peer-access", write_peer_access(os.path.join(log_dir, f"{node}-peer-access.json"), node, jobs)]
         if bandwidth_mbps is not None:
             args += ["--bandwidth-mbps", str(bandwidth_mbps)]
         if l3_every is not None:

@@ -184,6 +184,7 @@ def run(nbytes: int, ranks: int, repeats: int, shm: str, disk: str) -> list[Row]
                 os.path.join(work_disk, f"{node}-L2"),
                 os.path.join(work_disk, f"{node}.sock"),
                 work_disk,
+                jobs=[JOB],
                 **kw,
             )
             daemons.append(d)

@@ -235,6 +235,7 @@ def run(
                 work_disk,
                 nice=nice,
                 cpus=None if pin is None else pin["ckpt_cpus"],
+                jobs=[job],
             )
             node = Daemon(
                 "node-a",
@@ -247,6 +248,7 @@ def run(
                 bandwidth_mbps=cap,
                 nice=nice,
                 cpus=None if pin is None else pin["ckpt_cpus"],
+                jobs=[job],
             )
             # Warm-up save (allocates slot 0): how long its background work takes sets K.
             pool.send("open", node.socket, l1, job, client_nice, pin)

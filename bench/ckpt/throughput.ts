@@ -21,13 +21,13 @@
 //
 //   node --import tsx bench/ckpt/throughput.ts --size 1G --ranks 1 [--repeats 5]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { PeerClient } from '../../src/ckpt/daemon/index.ts';
+import { newMasterKey, PeerClient, peerAccessFor } from '../../src/ckpt/daemon/index.ts';
 import {
   asStore,
   fileKey,
@@ -195,12 +195,32 @@ async function rawSend(
   return seconds;
 }
 
+/** The bench's checkpoint-peer master key: keys for its one sender and each peer. */
+const master = newMasterKey();
+
 async function startPeer(
   name: string,
   work: string,
   l2: string,
+  job: string,
+  ranks: number,
 ): Promise<{ stopIt: () => Promise<void>; client: PeerClient }> {
   mkdirSync(l2, { recursive: true });
+  // What a control plane would grant: the bench (node bench-src) hosts every rank and
+  // replicates to this peer.
+  const placement = {
+    job,
+    attempt: 0,
+    nodes: [
+      { node: 'bench-src', ranks: Array.from({ length: ranks }, (_, r) => r), replicaPeer: name },
+      { node: name, ranks: [], replicaPeer: null },
+    ],
+  };
+  const accessFile = join(work, `${name}-peer-access.json`);
+  writeFileSync(accessFile, JSON.stringify({ [job]: peerAccessFor(master, placement, name) }), {
+    mode: 0o600,
+  });
+  const key = peerAccessFor(master, placement, 'bench-src').outgoing[0]?.key ?? '';
   const { child, line } = await startWithJsonLine(
     process.execPath,
     [
@@ -217,11 +237,16 @@ async function startPeer(
       join(work, `${name}.sock`),
       '--listen',
       '127.0.0.1:0',
+      '--peer-access',
+      accessFile,
     ],
     'ready',
   );
   const port = Number((line.peer as { port: number }).port);
-  const client = new PeerClient({ node: name, host: '127.0.0.1', port });
+  const client = new PeerClient(
+    { node: name, host: '127.0.0.1', port },
+    { self: 'bench-src', credential: () => ({ attempt: 0, key }) },
+  );
   return {
     client,
     stopIt: async () => {
@@ -291,9 +316,11 @@ async function runThroughput(options: {
     }
     const l2Disk = join(workDisk, 'peer-disk-L2');
     const l2Shm = join(workShm, 'peer-shm-L2');
-    const peerDisk = await startPeer('peer-disk', workShm, l2Disk);
+    const peerDisk = await startPeer('peer-disk', workShm, l2Disk, step.job, ranks);
     stops.push(peerDisk.stopIt);
-    const peerShm = options.tmpfs ? await startPeer('peer-shm', workShm, l2Shm) : null;
+    const peerShm = options.tmpfs
+      ? await startPeer('peer-shm', workShm, l2Shm, step.job, ranks)
+      : null;
     if (peerShm !== null) stops.push(peerShm.stopIt);
     const sink = await startWithJsonLine(
       process.execPath,

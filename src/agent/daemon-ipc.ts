@@ -3,6 +3,7 @@
 // arrival, and one that does not parse is logged and ignored.
 import { z } from 'zod';
 import { levels } from '../ckpt/index.ts';
+import { peerAccessSchema } from '../ckpt/daemon/index.ts';
 import { peerSchema } from './protocol.ts';
 
 const addressSchema = z.object({ host: z.string().min(1), port: z.int().min(0).max(65535) });
@@ -21,6 +22,8 @@ export const daemonConfigureSchema = z.object({
   l3Root: z.string().min(1),
   replicaPeer: peerSchema.nullable(),
   peers: z.array(peerSchema),
+  /** This node's peer keys and grants for the job's attempt (never logged, never on disk). */
+  peerAccess: peerAccessSchema.optional(),
 });
 export type DaemonConfigure = z.infer<typeof daemonConfigureSchema>;
 

@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { CubeError, formatCpuList } from '../core/index.ts';
 import type { Level } from '../ckpt/index.ts';
-import type { Registration } from '../ckpt/daemon/index.ts';
+import type { PeerTlsFiles, Registration } from '../ckpt/daemon/index.ts';
 import type { AgentLog } from './agent-log.ts';
 import {
   fromDaemonSchema,
@@ -37,6 +37,8 @@ export interface CheckpointDaemonProcessOptions {
   readonly nice: number;
   /** CPUs every thread of the daemon is kept on (`--cpus`), from before its start-up. */
   readonly cpus?: readonly number[];
+  /** TLS files of the peer port (`--ckpt-tls-cert`, `--ckpt-tls-key`, `--ckpt-ca`). */
+  readonly tls?: PeerTlsFiles;
   readonly log: AgentLog;
   readonly onCommit: (commit: { job: string; level: Level; step: number }) => void;
   /** A restarted daemon listens on another address than its predecessor (to be re-announced). */
@@ -192,6 +194,16 @@ export class CheckpointDaemonProcess {
       '--ipc',
       ...(o.nice === 0 ? [] : ['--nice', String(o.nice)]),
       ...(o.cpus === undefined ? [] : ['--cpus', formatCpuList(o.cpus)]),
+      ...(o.tls === undefined
+        ? []
+        : [
+            '--ckpt-tls-cert',
+            o.tls.certFile,
+            '--ckpt-tls-key',
+            o.tls.keyFile,
+            '--ckpt-ca',
+            o.tls.caFile,
+          ]),
     ];
     this.#stderrTail = [];
     // Its own process group: a Ctrl-C at the agent's terminal reaches the agent, which stops the

@@ -1,4 +1,4 @@
-import { rm } from 'node:fs/promises';
+import { chmod, rm } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import { createLocalApp } from '../ckpt/daemon/index.ts';
 import type { z } from 'zod';
@@ -70,5 +70,7 @@ export async function startLocalSocket(
   route('/v1/restored', restoredReportSchema, reports.restored);
   await rm(socketPath, { force: true });
   await app.listen({ path: socketPath });
+  // Only this user's processes (its ranks) may connect; the directory is 0700 as well.
+  await chmod(socketPath, 0o600);
   return app;
 }

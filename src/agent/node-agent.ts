@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -11,6 +11,8 @@ import type { AgentLog } from './agent-log.ts';
 import { controlUrl, isAuthFailure, isRetryable, postJson, type Reply } from './control-client.ts';
 import { loadCredential, removeCredential, saveCredential } from './credential.ts';
 import { CheckpointDaemonProcess } from './daemon-process.ts';
+import { ensurePrivateDir } from './private-dir.ts';
+import type { PeerTlsFiles } from '../ckpt/daemon/index.ts';
 import type { Device, DevicePlugin } from './devices/device-plugin.ts';
 import { LogForwarder } from './log-forwarder.ts';
 import { checkSocketPath, startLocalSocket } from './local-socket.ts';
@@ -65,6 +67,11 @@ export interface NodeAgentOptions {
    * thread wherever the scheduler puts it.
    */
   readonly ckptCpus?: readonly number[];
+  /**
+   * TLS on the checkpoint peer port (`--ckpt-tls-cert`, `--ckpt-tls-key`, `--ckpt-ca`): the
+   * daemon reads the files itself; the key never passes through the agent.
+   */
+  readonly ckptTls?: PeerTlsFiles;
   /** Heartbeat interval; default: what the control plane answers at join (else 1000 ms). */
   readonly heartbeatMs?: number;
   /** How often devices and probes are checked (default 5000 ms). */
@@ -196,6 +203,7 @@ export class NodeAgent {
       listen: options.ckptListen ?? { host: '127.0.0.1', port: 0 },
       nice: options.ckptNice ?? 10,
       ...(options.ckptCpus === undefined ? {} : { cpus: options.ckptCpus }),
+      ...(options.ckptTls === undefined ? {} : { tls: options.ckptTls }),
       stopGraceMs: this.#killGraceMs,
       log: this.#log,
       onCommit: ({ job, level, step }) =>
@@ -319,8 +327,10 @@ export class NodeAgent {
         ? this.#stop.signal
         : AbortSignal.any([options.signal, this.#stop.signal]);
     try {
-      for (const dir of [this.#options.dataDir, this.#l1Root, join(this.#options.dataDir, 'l2')])
-        await mkdir(dir, { recursive: true });
+      // Private before anything is written: checkpoints, the credential and sockets live here.
+      await ensurePrivateDir(this.#options.dataDir, 'agent data directory');
+      await ensurePrivateDir(this.#l1Root, 'L1 directory');
+      await ensurePrivateDir(join(this.#options.dataDir, 'l2'), 'L2 directory');
       for (const orphan of await reapOrphans(this.#recordsPath)) {
         this.#log.warn(orphan, 'killed a rank left running by an earlier agent');
         this.#events.push({
@@ -599,7 +609,11 @@ export class NodeAgent {
         const issue = parsed.error.issues[0];
         this.#log.warn(
           {
-            command: JSON.stringify(raw).slice(0, 200),
+            // Only the kind: a launch command carries the job's peer keys.
+            kind:
+              typeof raw === 'object' && raw !== null && 'kind' in raw
+                ? String(raw.kind).slice(0, 40)
+                : typeof raw,
             at: issue?.path.join('.'),
             why: issue?.message,
           },
@@ -638,6 +652,9 @@ export class NodeAgent {
       l3Root: l3Path,
       replicaPeer: command.checkpoint.replicaPeer,
       peers: command.checkpoint.peers,
+      ...(command.checkpoint.peerAccess === undefined
+        ? {}
+        : { peerAccess: command.checkpoint.peerAccess }),
     });
   }
 

@@ -4,6 +4,7 @@
  * receives is parsed with them (unknown fields are ignored, so the control plane may add some).
  */
 import { z } from 'zod';
+import { peerAccessSchema } from '../ckpt/daemon/index.ts';
 
 /** The path prefix of every agent route. */
 export const apiPrefix = '/api/v1';
@@ -113,6 +114,12 @@ export const launchCommandSchema = z.object({
       keep: keepSchema.default({}),
       replicaPeer: peerSchema.nullable().default(null),
       peers: z.array(peerSchema).default([]),
+      /**
+       * This node's checkpoint-peer keys and grants for this attempt (peer-auth.ts): the
+       * keys it dials the job's other nodes with, and what each of them may read and write
+       * here. Secret: passed to the daemon over IPC, never logged or written to disk.
+       */
+      peerAccess: peerAccessSchema.optional(),
     })
     .default({ l3Every: 1, keep: {}, replicaPeer: null, peers: [] }),
 });

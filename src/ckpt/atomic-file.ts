@@ -37,7 +37,7 @@ export interface AtomicWriteOptions {
   readonly signal?: AbortSignal;
   /** When given, a write whose content differs is discarded and fails (nothing replaced). */
   readonly expected?: Partial<ExpectedContent>;
-  /** File mode of the new file (default 0o644). */
+  /** File mode of the new file (default 0o600: checkpoints and records are private to their owner). */
   readonly mode?: number;
 }
 
@@ -254,7 +254,7 @@ export async function writeFileAtomic(
   let renamed = false;
   try {
     try {
-      handle = await open(temp, 'wx', options.mode ?? 0o644);
+      handle = await open(temp, 'wx', options.mode ?? 0o600);
     } catch (cause) {
       throw storageError('write', path, cause);
     }

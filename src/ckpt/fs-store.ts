@@ -84,7 +84,8 @@ export class FsDurableStore implements DurableStore {
     const needed = await knownBytes(body, options);
     if (needed !== undefined) await this.#ensureFree(needed, path);
     try {
-      await mkdir(dirname(path), { recursive: true });
+      // 0700: job and step directories are private to the daemon's user (umask may narrow it).
+      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     } catch (cause) {
       // mkdir -p reports a file standing where a directory should be as EEXIST.
       const code = (cause as NodeJS.ErrnoException).code;

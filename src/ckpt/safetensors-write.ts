@@ -132,7 +132,7 @@ export async function writeSafetensorsInPlace(
   let handle: FileHandle;
   try {
     // O_RDWR | O_CREAT without O_TRUNC: keep the slot's pages instead of freeing them.
-    handle = await open(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+    handle = await open(path, constants.O_RDWR | constants.O_CREAT, 0o600);
   } catch (cause) {
     throw storageError('write', path, cause);
   }

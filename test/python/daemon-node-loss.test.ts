@@ -7,10 +7,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { newMasterKey, peerAccessFor, type PlacedNode } from '../../src/ckpt/daemon/index.ts';
 import {
   freePort,
   lossesByStep,
@@ -69,6 +70,23 @@ function node(name: string, port: number): DaemonNode {
   return n;
 }
 
+/**
+ * The peer keys and grants of `n` for `job` (`--peer-access`, 0600), as a control plane would
+ * give them. One static grant covers the whole test: rank 0 runs on node a, then on node c.
+ */
+const master = newMasterKey();
+function accessFile(n: DaemonNode, job: string): string {
+  const nodes: PlacedNode[] = [
+    { node: 'node-a', ranks: [0], replicaPeer: 'node-b' },
+    { node: 'node-b', ranks: [1], replicaPeer: 'node-a' },
+    { node: 'node-c', ranks: [0], replicaPeer: 'node-b' },
+  ];
+  const file = join(work, `${n.name}-peer-access.json`);
+  const access = peerAccessFor(master, { job, attempt: 0, nodes }, n.name);
+  writeFileSync(file, JSON.stringify({ [job]: access }), { mode: 0o600 });
+  return file;
+}
+
 async function startDaemon(
   n: DaemonNode,
   peers: readonly DaemonNode[],
@@ -95,6 +113,8 @@ async function startDaemon(
     '--replica-peer',
     `${replica.name}=127.0.0.1:${replica.port}`,
     ...peers.flatMap((p) => ['--peer', `${p.name}=127.0.0.1:${p.port}`]),
+    '--peer-access',
+    accessFile(n, 'node-loss'),
   ];
   const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   n.process = child;

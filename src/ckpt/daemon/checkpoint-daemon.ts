@@ -10,7 +10,10 @@ import { isCommitted, readRecord, scanJob } from '../scan.ts';
 import type { Level, ShardRecord } from '../schemas.ts';
 import type { DaemonLog } from './daemon-log.ts';
 import { createPacer } from './pacer.ts';
-import { PeerClient, type PeerAddress } from './peer-client.ts';
+import type { PeerAccess } from './peer-auth.ts';
+import type { PeerTls } from './peer-tls.ts';
+import { PeerClient, type PeerAddress, type PeerClientOptions } from './peer-client.ts';
+import { pruneAbandonedSteps, type PruneRequest, type PrunedStep } from './prune.ts';
 import { PeerServer } from './peer-server.ts';
 
 export interface CheckpointDaemonOptions {
@@ -36,6 +39,19 @@ export interface CheckpointDaemonOptions {
   readonly log?: DaemonLog;
   /** Called after each commit this daemon makes: L1 (local ranks), L2 (replicated), L3 (persisted). */
   readonly onCommit?: (commit: { job: string; level: Level; step: number }) => void;
+  /** Peer access per job to start with (`cube ckpt daemon --peer-access`); see `setPeerAccess`. */
+  readonly peerAccess?: Readonly<Record<string, PeerAccess>>;
+  /** Peer connection timeouts (tests shorten them). */
+  readonly peerTimeouts?: {
+    /** An inbound connection must authenticate within this (default 10 s). */
+    readonly authMs?: number;
+    /** An inbound connection with no traffic for this long is closed (default 60 s). */
+    readonly idleMs?: number;
+  };
+  /** Free bytes L2 keeps after a replica is written (default 64 MiB). */
+  readonly l2ReserveBytes?: number;
+  /** TLS on the peer port and to peers (peer-tls.ts); absent: plain TCP. */
+  readonly tls?: PeerTls;
 }
 
 /** What a rank tells its daemon when it registers. */
@@ -108,6 +124,8 @@ export interface ShardSourceInfo {
   readonly path?: string;
   readonly bytes: number;
   readonly xxh3: string;
+  /** The timeline of the manifest listing it: a restore combines shards of one timeline only. */
+  readonly timeline: number;
 }
 
 const maxErrors = 20;
@@ -132,18 +150,20 @@ export class CheckpointDaemon {
   readonly #l3Roots = new Map<string, string>();
   readonly #pace: (bytes: number) => Promise<void>;
   #address: { host: string; port: number } | null = null;
+  /** Per job, this node's peer keys and grants for the job's newest attempt. Never logged. */
+  readonly #access = new Map<string, PeerAccess>();
 
   constructor(options: CheckpointDaemonOptions) {
     this.#options = options;
     this.#log = options.log ?? pino({ name: 'cube-ckpt-daemon', level: 'info' });
-    this.#replica = options.replicaPeer === undefined ? null : new PeerClient(options.replicaPeer);
+    this.#replica = options.replicaPeer === undefined ? null : this.#client(options.replicaPeer);
     this.#peers = new Map();
     for (const peer of [
       ...(options.peers ?? []),
       ...(options.replicaPeer ? [options.replicaPeer] : []),
     ])
       if (peer.node !== options.node && !this.#peers.has(peer.node))
-        this.#peers.set(peer.node, new PeerClient(peer));
+        this.#peers.set(peer.node, this.#client(peer));
     this.#pace = createPacer({ bytesPerSecond: options.replicationBytesPerSecond ?? Infinity });
     this.#peerServer = new PeerServer({
       node: options.node,
@@ -154,7 +174,43 @@ export class CheckpointDaemon {
       ],
       log: this.#log,
       onReplicaCommitted: (job) => void this.#collect(job),
+      ...(options.peerTimeouts?.authMs === undefined
+        ? {}
+        : { authTimeoutMs: options.peerTimeouts.authMs }),
+      ...(options.peerTimeouts?.idleMs === undefined
+        ? {}
+        : { idleTimeoutMs: options.peerTimeouts.idleMs }),
+      ...(options.l2ReserveBytes === undefined ? {} : { reserveBytes: options.l2ReserveBytes }),
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
     });
+    for (const [job, access] of Object.entries(options.peerAccess ?? {}))
+      this.setPeerAccess(job, access);
+  }
+
+  /**
+   * Sets this node's peer keys and grants for `job` (from its launch command): who may write
+   * and read which replicas here, and the keys this node dials its peers with. Access of an
+   * older attempt of the job is replaced (its connections are closed); an older attempt's
+   * access arriving late is ignored.
+   */
+  setPeerAccess(job: string, access: PeerAccess): void {
+    const held = this.#access.get(job);
+    if (held !== undefined && access.attempt < held.attempt) return;
+    this.#access.set(job, access);
+    this.#peerServer.setAccess(job, access);
+  }
+
+  #client(peer: PeerAddress): PeerClient {
+    const options: PeerClientOptions = {
+      self: this.#options.node,
+      credential: (job) => {
+        const access = this.#access.get(job);
+        const key = access?.outgoing.find((o) => o.node === peer.node)?.key;
+        return access === undefined || key === undefined ? null : { attempt: access.attempt, key };
+      },
+      ...(this.#options.tls === undefined ? {} : { tls: this.#options.tls }),
+    };
+    return new PeerClient(peer, options);
   }
 
   get node(): string {
@@ -190,7 +246,7 @@ export class CheckpointDaemon {
     )
       return;
     this.#replica?.close();
-    this.#replica = peer === null || peer.node === this.node ? null : new PeerClient(peer);
+    this.#replica = peer === null || peer.node === this.node ? null : this.#client(peer);
     if (peer !== null) this.setPeers([peer]);
   }
 
@@ -201,7 +257,7 @@ export class CheckpointDaemon {
       const old = this.#peers.get(peer.node);
       if (old !== undefined && old.peer.host === peer.host && old.peer.port === peer.port) continue;
       old?.close();
-      this.#peers.set(peer.node, new PeerClient(peer));
+      this.#peers.set(peer.node, this.#client(peer));
     }
   }
 
@@ -394,22 +450,33 @@ export class CheckpointDaemon {
           path: asStore(root).locate(fileKey(job, shard.file)),
           bytes: shard.bytes,
           xxh3: shard.xxh3,
+          timeline: status.manifest.timeline,
         });
       }
     }
+    const outgoing = new Set(this.#access.get(job)?.outgoing.map((o) => o.node) ?? []);
     await Promise.all(
-      [...this.#peers.values()].map(async (peer) => {
-        try {
-          for (const holding of await peer.list(job))
-            if (holding.ranks.includes(rank))
-              add(holding.step, { level: 'L2', node: peer.peer.node, bytes: -1, xxh3: '' });
-        } catch (error) {
-          this.#log.warn(
-            { peer: peer.peer.node, err: String(error) },
-            'peer unreachable for restore',
-          );
-        }
-      }),
+      // Only peers this node holds a key for in this job may be asked (the others refuse).
+      [...this.#peers.values()]
+        .filter((p) => outgoing.has(p.peer.node))
+        .map(async (peer) => {
+          try {
+            for (const holding of await peer.list(job))
+              if (holding.ranks.includes(rank))
+                add(holding.step, {
+                  level: 'L2',
+                  node: peer.peer.node,
+                  bytes: -1,
+                  xxh3: '',
+                  timeline: holding.timeline ?? 0,
+                });
+          } catch (error) {
+            this.#log.warn(
+              { peer: peer.peer.node, err: String(error) },
+              'peer unreachable for restore',
+            );
+          }
+        }),
     );
     const order: Record<Level, number> = { L1: 0, L2: 1, L3: 2 };
     return [...byStep.entries()]
@@ -422,6 +489,35 @@ export class CheckpointDaemon {
             Number(b.node === this.node) - Number(a.node === this.node),
         ),
       }));
+  }
+
+  /**
+   * H3 (timelines): removes this node's L2 replicas of `job`'s steps newer than `afterStep` from
+   * timelines below `timeline`, then asks every peer to do the same (prune.ts). A peer that
+   * cannot be reached is reported, not fatal: restores never combine timelines anyway.
+   */
+  async prune(
+    job: string,
+    request: PruneRequest,
+  ): Promise<{
+    node: string;
+    pruned: PrunedStep[];
+    peers: { node: string; pruned?: PrunedStep[]; error?: string }[];
+  }> {
+    const pruned = await pruneAbandonedSteps(this.#options.l2Root, job, request);
+    const peers = await Promise.all(
+      [...this.#peers.values()].map(async (peer) => {
+        try {
+          return { node: peer.peer.node, pruned: await peer.prune(job, request) };
+        } catch (error) {
+          this.#log.warn({ job, peer: peer.peer.node, err: describe(error) }, 'peer prune failed');
+          return { node: peer.peer.node, error: describe(error) };
+        }
+      }),
+    );
+    if (pruned.length > 0 || peers.some((p) => (p.pruned?.length ?? 0) > 0))
+      this.#log.info({ job, ...request, pruned, peers }, 'abandoned replicas pruned');
+    return { node: this.node, pruned, peers };
   }
 
   /** Streams a shard held by `node` (this one or a peer) at `level`. */

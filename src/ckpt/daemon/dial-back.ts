@@ -15,6 +15,9 @@ import { StagedReceive, type StagingBuffers } from './staged-receive.ts';
 
 const fetchFrameSchema = z.object({ op: z.literal('fetch'), ticket: z.string().min(16).max(64) });
 
+/** How long a dialed-in connection may take to present its ticket. */
+const admitTimeoutMs = 10_000;
+
 /** How long a ticket waits for its peer to dial in. */
 const defaultTicketTimeoutMs = 30_000;
 
@@ -81,8 +84,11 @@ export class PayloadListener {
     socket.on('close', () => this.#sockets.delete(socket));
     socket.on('error', () => socket.destroy());
     socket.setNoDelay(true);
+    // Anyone can connect here: one that presents no ticket soon is closed.
+    const timer = setTimeout(() => socket.destroy(), admitTimeoutMs);
     try {
       const frame = await new FrameReader(socket).next();
+      clearTimeout(timer);
       const parsed = fetchFrameSchema.safeParse(frame?.header);
       const owner = parsed.success ? this.#waiting.get(parsed.data.ticket) : undefined;
       if (!parsed.success || owner === undefined) {
@@ -92,6 +98,7 @@ export class PayloadListener {
       this.#waiting.delete(parsed.data.ticket);
       owner(socket);
     } catch {
+      clearTimeout(timer);
       socket.destroy();
     }
   }

@@ -115,8 +115,14 @@ export class FrameReader {
       throw new CubeError('INVALID_VALUE', `bad frame header length ${headerLength}`);
     const headerBytes = await this.#take(headerLength, false);
     if (headerBytes === null) throw new CubeError('FILE_UNREADABLE', 'connection closed mid-frame');
-    const header = JSON.parse(headerBytes.toString('utf8')) as FrameHeader;
-    if (typeof header.op !== 'string')
+    // A peer's header is untrusted: bad JSON or a non-object is a CubeError, never a crash.
+    let header: FrameHeader;
+    try {
+      header = JSON.parse(headerBytes.toString('utf8')) as FrameHeader;
+    } catch {
+      throw new CubeError('INVALID_VALUE', 'frame header is not valid JSON');
+    }
+    if (typeof header !== 'object' || header === null || typeof header.op !== 'string')
       throw new CubeError('INVALID_VALUE', 'frame header without an op');
     const bytes = header.bytes ?? 0;
     if (!Number.isSafeInteger(bytes) || bytes < 0)

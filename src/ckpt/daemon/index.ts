@@ -10,5 +10,15 @@ export { buildLocalApi, createLocalApp, startLocalApi } from './local-api.ts';
 export { createPacer } from './pacer.ts';
 export type { PacerOptions } from './pacer.ts';
 export { PeerClient } from './peer-client.ts';
-export type { PeerAddress } from './peer-client.ts';
+export type { PeerAddress, PeerClientOptions, PeerCredential } from './peer-client.ts';
+export {
+  newMasterKey,
+  pairKey,
+  peerAccessFileSchema,
+  peerAccessFor,
+  peerAccessSchema,
+} from './peer-auth.ts';
+export type { PeerAccess, PeerGrant, PlacedNode } from './peer-auth.ts';
+export { readPeerTls } from './peer-tls.ts';
+export type { PeerTls, PeerTlsFiles } from './peer-tls.ts';
 export type { DaemonLog } from './daemon-log.ts';

@@ -1,10 +1,11 @@
 import { Readable } from 'node:stream';
-import { rm } from 'node:fs/promises';
+import { chmod, rm } from 'node:fs/promises';
 import { fastify, type FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { CubeError, formatIssuePath } from '../../core/index.ts';
 import { jobIdSchema, levels, shardRecordSchema } from '../schemas.ts';
 import { slotFile } from '../layout.ts';
+import { pruneRequestSchema } from './prune.ts';
 import type { CheckpointDaemon } from './checkpoint-daemon.ts';
 
 const jobParams = z.object({ job: jobIdSchema });
@@ -47,6 +48,8 @@ export async function startLocalApi(
   const app = buildLocalApi(daemon);
   await rm(socketPath, { force: true });
   await app.listen({ path: socketPath });
+  // Only this user's processes (its ranks) may connect; the directory is 0700 as well.
+  await chmod(socketPath, 0o600);
   return app;
 }
 
@@ -102,6 +105,13 @@ export function buildLocalApi(daemon: CheckpointDaemon): FastifyInstance {
       });
     await daemon.saved(record);
     return reply.status(202).send({ ok: true });
+  });
+
+  // H3 (timelines): after a restore, remove abandoned steps' replicas here and on every peer.
+  app.post('/v1/jobs/:job/prune', async (request) => {
+    const { job } = parse(jobParams, request.params, 'prune');
+    const body = parse(pruneRequestSchema, request.body, 'prune body');
+    return daemon.prune(job, body);
   });
 
   app.get('/v1/jobs/:job/sources', async (request) => {

@@ -1,9 +1,13 @@
 import { connect, type Socket } from 'node:net';
+import { connect as connectTls } from 'node:tls';
 import { CubeError, type CubeErrorCode, errorCodes } from '../../core/index.ts';
 import { shardRecordSchema, type ShardRecord } from '../schemas.ts';
 import { PayloadListener } from './dial-back.ts';
 import { FrameReader, sendFrame, sendPayload, type FrameHeader } from './frames.ts';
-import type { ReplicaHolding } from './peer-protocol.ts';
+import { helloMac, macEquals, newNonce, welcomeMac } from './peer-auth.ts';
+import { challengeSchema, welcomeSchema, type ReplicaHolding } from './peer-protocol.ts';
+import type { PeerTls } from './peer-tls.ts';
+import type { PruneRequest, PrunedStep } from './prune.ts';
 
 /** Where a peer daemon listens for replication traffic. */
 export interface PeerAddress {
@@ -12,28 +16,67 @@ export interface PeerAddress {
   readonly port: number;
 }
 
+/** The key this node proves itself with toward a peer, for one job's current attempt. */
+export interface PeerCredential {
+  readonly attempt: number;
+  readonly key: string;
+}
+
+export interface PeerClientOptions {
+  /** This node's name (the `from` of the handshake). */
+  readonly self: string;
+  /** The key for `job` toward this peer, or null when this node has none. */
+  readonly credential: (job: string) => PeerCredential | null;
+  /** How long the handshake may take (default 10 s). */
+  readonly handshakeTimeoutMs?: number;
+  /** Connect with TLS (peer-tls.ts); replicas are then pushed on the TLS connection. */
+  readonly tls?: PeerTls;
+  /** How long to retry a peer that has not yet had this attempt's keys (default 10 s). */
+  readonly behindWaitMs?: number;
+  /**
+   * An unused connection is closed after this long (default 30 s), before the peer's own
+   * idle timeout (60 s) would close it under a request.
+   */
+  readonly idleTimeoutMs?: number;
+}
+
 function replyError(peer: PeerAddress, header: FrameHeader): CubeError {
   const code =
-    typeof header.code === 'string' && header.code in errorCodes ? header.code : 'INTERNAL';
+    typeof header.code === 'string' && header.code in errorCodes
+      ? header.code
+      : header.code === 'UNAUTHENTICATED' || header.code === 'FORBIDDEN'
+        ? 'INFEASIBLE'
+        : 'INTERNAL';
   return new CubeError(code as CubeErrorCode, `peer ${peer.node}: ${String(header.message)}`, {
     where: { node: peer.node },
   });
 }
 
-async function open(peer: PeerAddress, signal?: AbortSignal): Promise<Socket> {
+async function open(peer: PeerAddress, signal?: AbortSignal, tls?: PeerTls): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: peer.host, port: peer.port });
+    // With TLS the peer's certificate must chain to the CA and name the host dialed.
+    const socket =
+      tls === undefined
+        ? connect({ host: peer.host, port: peer.port })
+        : connectTls({
+            host: peer.host,
+            port: peer.port,
+            ca: tls.ca,
+            cert: tls.cert,
+            key: tls.key,
+            minVersion: 'TLSv1.3',
+          });
     socket.setNoDelay(true);
     const onAbort = (): void => {
       socket.destroy();
       reject(new CubeError('INFEASIBLE', `connecting to peer ${peer.node} was aborted`));
     };
     signal?.addEventListener('abort', onAbort, { once: true });
-    socket.once('connect', () => {
+    socket.once(tls === undefined ? 'connect' : 'secureConnect', () => {
       signal?.removeEventListener('abort', onAbort);
       resolve(socket);
     });
-    socket.once('error', (cause) => {
+    socket.once('error', (cause: Error) => {
       signal?.removeEventListener('abort', onAbort);
       reject(
         new CubeError(
@@ -46,23 +89,140 @@ async function open(peer: PeerAddress, signal?: AbortSignal): Promise<Socket> {
   });
 }
 
+/** A peer that has not yet had the launch command of the attempt this node's key is for. */
+class PeerBehind extends CubeError {}
+
 /**
- * A connection to one peer daemon. Requests on it run one at a time (replication is a single
- * ordered stream per peer); `getShard` uses its own connection so a restore streaming a large
- * shard never waits behind replication.
+ * Opens a connection to `peer` and runs the handshake, retrying for a few seconds while the
+ * peer is behind: every node of a job gets its new attempt's keys with its next heartbeat, and
+ * a restoring rank may ask a peer that has not had its heartbeat yet.
+ */
+async function openAuthenticated(
+  peer: PeerAddress,
+  job: string,
+  options: PeerClientOptions,
+  signal?: AbortSignal,
+): Promise<{ socket: Socket; reader: FrameReader; attempt: number }> {
+  const deadline = Date.now() + (options.behindWaitMs ?? 10_000);
+  for (;;) {
+    const socket = await open(peer, signal, options.tls);
+    const reader = new FrameReader(socket);
+    try {
+      const attempt = await handshake(socket, reader, peer, job, options);
+      return { socket, reader, attempt };
+    } catch (error) {
+      if (!(error instanceof PeerBehind) || Date.now() > deadline) throw error;
+      signal?.throwIfAborted();
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
+
+/**
+ * Runs the handshake on a fresh connection (peer-auth.ts): answers the peer's challenge with a
+ * MAC proving this node's key for `job`, and checks the peer's `welcome` MAC, so a program
+ * that took the peer's address but holds no key is never sent a shard.
+ */
+async function handshake(
+  socket: Socket,
+  reader: FrameReader,
+  peer: PeerAddress,
+  job: string,
+  options: PeerClientOptions,
+): Promise<number> {
+  const credential = options.credential(job);
+  if (credential === null)
+    throw new CubeError(
+      'INFEASIBLE',
+      `no peer key for job ${job} toward ${peer.node}: the launch command gave none`,
+      { where: { node: peer.node } },
+    );
+  const timeoutMs = options.handshakeTimeoutMs ?? 10_000;
+  const timer = setTimeout(() => socket.destroy(), timeoutMs);
+  try {
+    const challenge = await reader.next();
+    if (challenge === null)
+      throw new CubeError('INFEASIBLE', `peer ${peer.node} hung up before its challenge`);
+    if (challenge.header.op === 'error') throw replyError(peer, challenge.header);
+    const parsedChallenge = challengeSchema.safeParse(challenge.header);
+    if (!parsedChallenge.success)
+      throw new CubeError('INFEASIBLE', `peer ${peer.node} sent no handshake challenge`, {
+        where: { node: peer.node },
+      });
+    const transcript = {
+      serverNonce: parsedChallenge.data.nonce,
+      clientNonce: newNonce(),
+      job,
+      attempt: credential.attempt,
+      from: options.self,
+      to: peer.node,
+    };
+    await sendFrame(socket, {
+      op: 'hello',
+      job,
+      attempt: credential.attempt,
+      from: options.self,
+      clientNonce: transcript.clientNonce,
+      mac: helloMac(credential.key, transcript),
+    });
+    const welcome = await reader.next();
+    if (welcome === null)
+      throw new CubeError('INFEASIBLE', `peer ${peer.node} hung up during the handshake`);
+    if (welcome.header.op === 'error') {
+      const refused = replyError(peer, welcome.header);
+      if (welcome.header.retry === true)
+        throw new PeerBehind(refused.code, refused.message, { where: { node: peer.node } });
+      throw refused;
+    }
+    const parsed = welcomeSchema.safeParse(welcome.header);
+    if (!parsed.success || !macEquals(parsed.data.mac, welcomeMac(credential.key, transcript)))
+      throw new CubeError(
+        'INFEASIBLE',
+        `the program at ${peer.host}:${peer.port} did not prove it is ${peer.node} (its welcome MAC does not verify)`,
+        { where: { node: peer.node } },
+      );
+    return credential.attempt;
+  } catch (error) {
+    socket.destroy();
+    if (error instanceof CubeError) throw error;
+    throw new CubeError(
+      'INFEASIBLE',
+      `handshake with peer ${peer.node} failed: ${error instanceof Error ? error.message : String(error)}`,
+      { where: { node: peer.node } },
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** One authenticated connection per job (a key proves one job attempt). */
+interface Connection {
+  readonly socket: Socket;
+  readonly reader: FrameReader;
+  readonly attempt: number;
+}
+
+/**
+ * Connections to one peer daemon, one per job (each authenticated with that job's key).
+ * Requests run one at a time (replication is a single ordered stream per peer); `getShard`
+ * uses its own connection so a restore streaming a large shard never waits behind replication.
  */
 export class PeerClient {
   readonly peer: PeerAddress;
-  #socket: Socket | null = null;
-  #reader: FrameReader | null = null;
+  readonly #options: PeerClientOptions;
+  readonly #connections = new Map<string, Connection>();
   #queue: Promise<unknown> = Promise.resolve();
+  #busy = false;
   /** False once the peer could not connect back (or predates offers): replicas are pushed. */
   #offers = true;
   #listener: Promise<PayloadListener> | null = null;
   #closed = false;
 
-  constructor(peer: PeerAddress) {
+  constructor(peer: PeerAddress, options: PeerClientOptions) {
     this.peer = peer;
+    this.#options = options;
+    // A dial-back payload would travel outside TLS: with TLS, replicas are always pushed.
+    if (options.tls !== undefined) this.#offers = false;
   }
 
   /**
@@ -78,7 +238,7 @@ export class PeerClient {
     options: { pace?: (bytes: number) => Promise<void>; signal?: AbortSignal } = {},
   ): Promise<void> {
     return this.#exclusive(async () => {
-      const { socket, reader } = await this.#connection(options.signal);
+      const { socket, reader } = await this.#connection(record.job, options.signal);
       const sendOptions = {
         ...(options.pace === undefined ? {} : { pace: options.pace }),
         ...(options.signal === undefined ? {} : { signal: options.signal }),
@@ -140,7 +300,7 @@ export class PeerClient {
         if (reply === null) throw new CubeError('INFEASIBLE', `peer ${this.peer.node} hung up`);
         if (reply.header.op !== 'ok') throw replyError(this.peer, reply.header);
       } catch (error) {
-        this.#drop();
+        this.#drop(record.job);
         throw error;
       } finally {
         data?.destroy();
@@ -188,7 +348,7 @@ export class PeerClient {
   /** The committed replicas of `job` the peer holds. */
   list(job: string, options: { signal?: AbortSignal } = {}): Promise<ReplicaHolding[]> {
     return this.#exclusive(async () => {
-      const { socket, reader } = await this.#connection(options.signal);
+      const { socket, reader } = await this.#connection(job, options.signal);
       try {
         await sendFrame(socket, { op: 'list', job });
         const reply = await reader.next();
@@ -196,7 +356,28 @@ export class PeerClient {
         if (reply.header.op !== 'ok') throw replyError(this.peer, reply.header);
         return reply.header.holdings as ReplicaHolding[];
       } catch (error) {
-        this.#drop();
+        this.#drop(job);
+        throw error;
+      }
+    });
+  }
+
+  /** H3: asks the peer to remove its abandoned replicas of `job` (prune.ts); returns what went. */
+  prune(
+    job: string,
+    request: PruneRequest,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<PrunedStep[]> {
+    return this.#exclusive(async () => {
+      const { socket, reader } = await this.#connection(job, options.signal);
+      try {
+        await sendFrame(socket, { op: 'prune', job, ...request });
+        const reply = await reader.next();
+        if (reply === null) throw new CubeError('INFEASIBLE', `peer ${this.peer.node} hung up`);
+        if (reply.header.op !== 'ok') throw replyError(this.peer, reply.header);
+        return reply.header.pruned as PrunedStep[];
+      } catch (error) {
+        this.#drop(job);
         throw error;
       }
     });
@@ -210,7 +391,7 @@ export class PeerClient {
     options: { signal?: AbortSignal } = {},
   ): Promise<ShardRecord> {
     return this.#exclusive(async () => {
-      const { socket, reader } = await this.#connection(options.signal);
+      const { socket, reader } = await this.#connection(job, options.signal);
       try {
         await sendFrame(socket, { op: 'get-record', job, step, rank });
         const reply = await reader.next();
@@ -218,7 +399,7 @@ export class PeerClient {
         if (reply.header.op !== 'ok') throw replyError(this.peer, reply.header);
         return shardRecordSchema.parse(reply.header.record);
       } catch (error) {
-        if (!(error instanceof CubeError && error.code === 'FILE_NOT_FOUND')) this.#drop();
+        if (!(error instanceof CubeError && error.code === 'FILE_NOT_FOUND')) this.#drop(job);
         throw error;
       }
     });
@@ -234,8 +415,12 @@ export class PeerClient {
     rank: number,
     options: { signal?: AbortSignal } = {},
   ): Promise<{ bytes: number; xxh3: string; payload: AsyncIterable<Buffer>; close: () => void }> {
-    const socket = await open(this.peer, options.signal);
-    const reader = new FrameReader(socket);
+    const { socket, reader } = await openAuthenticated(
+      this.peer,
+      job,
+      this.#options,
+      options.signal,
+    );
     try {
       await sendFrame(socket, { op: 'get-shard', job, step, rank });
       const reply = await reader.next();
@@ -264,34 +449,53 @@ export class PeerClient {
 
   close(): void {
     this.#closed = true;
-    this.#drop();
+    for (const job of [...this.#connections.keys()]) this.#drop(job);
     const listener = this.#listener;
     this.#listener = null;
     void listener?.then((l) => l.close()).catch(() => undefined);
   }
 
   #exclusive<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(work, work);
+    const guarded = async (): Promise<T> => {
+      this.#busy = true;
+      try {
+        return await work();
+      } finally {
+        this.#busy = false;
+      }
+    };
+    const run = this.#queue.then(guarded, guarded);
     this.#queue = run.catch(() => undefined);
     return run;
   }
 
-  async #connection(signal?: AbortSignal): Promise<{ socket: Socket; reader: FrameReader }> {
-    if (this.#socket === null || this.#reader === null || this.#socket.destroyed) {
-      const socket = await open(this.peer, signal);
-      socket.on('error', () => this.#drop());
-      socket.on('close', () => {
-        if (this.#socket === socket) this.#drop();
-      });
-      this.#socket = socket;
-      this.#reader = new FrameReader(socket);
-    }
-    return { socket: this.#socket, reader: this.#reader };
+  /** The authenticated connection for `job`, opened (or reopened for a newer attempt) as needed. */
+  async #connection(
+    job: string,
+    signal?: AbortSignal,
+  ): Promise<{ socket: Socket; reader: FrameReader }> {
+    const held = this.#connections.get(job);
+    const attempt = this.#options.credential(job)?.attempt;
+    if (held !== undefined && !held.socket.destroyed && held.attempt === attempt) return held;
+    this.#drop(job);
+    const connection = await openAuthenticated(this.peer, job, this.#options, signal);
+    const { socket } = connection;
+    socket.on('error', () => this.#drop(job, socket));
+    socket.on('close', () => this.#drop(job, socket));
+    const idleMs = this.#options.idleTimeoutMs ?? 30_000;
+    socket.setTimeout(idleMs, () => {
+      if (this.#busy) socket.setTimeout(idleMs);
+      else this.#drop(job, socket);
+    });
+    this.#connections.set(job, connection);
+    return connection;
   }
 
-  #drop(): void {
-    this.#socket?.destroy();
-    this.#socket = null;
-    this.#reader = null;
+  /** Closes the connection of `job` (only if it is still `socket`, when given). */
+  #drop(job: string, socket?: Socket): void {
+    const held = this.#connections.get(job);
+    if (held === undefined || (socket !== undefined && held.socket !== socket)) return;
+    this.#connections.delete(job);
+    held.socket.destroy();
   }
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { jobIdSchema, shardRecordSchema } from '../schemas.ts';
+import { pruneRequestSchema } from './prune.ts';
 
 /**
  * The requests one node daemon sends another (docs/checkpoint-format.md, "Daemon-to-daemon
@@ -32,6 +33,13 @@ export const peerRequestSchema = z.discriminatedUnion('op', [
     step: z.int().min(0),
     rank: z.int().min(0),
   }),
+  // H3 (timelines): remove abandoned steps of the job at L2 (prune.ts); allowed like `list`.
+  z.object({
+    op: z.literal('prune'),
+    job: jobIdSchema,
+    afterStep: pruneRequestSchema.shape.afterStep,
+    timeline: pruneRequestSchema.shape.timeline,
+  }),
   z.object({
     op: z.literal('get-shard'),
     job: jobIdSchema,
@@ -41,9 +49,35 @@ export const peerRequestSchema = z.discriminatedUnion('op', [
 ]);
 export type PeerRequest = z.infer<typeof peerRequestSchema>;
 
+/**
+ * The handshake every connection starts with (peer-auth.ts): the server's `challenge`, the
+ * client's `hello`, the server's `welcome`. Nothing else is served before it completes.
+ */
+export const challengeSchema = z.object({ op: z.literal('challenge'), nonce: z.string().min(22) });
+
+export const helloSchema = z.object({
+  op: z.literal('hello'),
+  job: jobIdSchema,
+  attempt: z.int().min(0),
+  from: z.string().min(1).max(253).regex(/^\S+$/),
+  clientNonce: z.string().regex(/^[A-Za-z0-9_-]{22,86}$/),
+  mac: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
+});
+export type Hello = z.infer<typeof helloSchema>;
+
+export const welcomeSchema = z.object({ op: z.literal('welcome'), mac: z.string().min(1) });
+
+/**
+ * Error codes of peer replies that are not CubeError codes: the connection did not prove a key
+ * (`UNAUTHENTICATED`), or asked for what its key does not grant (`FORBIDDEN`).
+ */
+export const peerRefusalCodes = ['UNAUTHENTICATED', 'FORBIDDEN'] as const;
+
 /** A step a daemon holds replicas of (at L2), as `list` reports it. */
 export interface ReplicaHolding {
   readonly step: number;
+  /** The replica manifest's timeline (absent from daemons that predate timelines: read as 0). */
+  readonly timeline?: number;
   readonly ranks: readonly number[];
   readonly bytes: number;
 }

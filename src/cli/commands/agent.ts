@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { CubeError, parseCpuList } from '../../core/index.ts';
 import { NodeAgent, selectDevicePlugin } from '../../agent/index.ts';
+import { readPeerTls } from '../../ckpt/daemon/index.ts';
+import { peerTlsFiles } from './ckpt-daemon.ts';
 import { parsePositiveInt } from '../flags.ts';
 import type { CliOutput } from '../output.ts';
 
@@ -82,6 +84,9 @@ interface AgentFlags {
   probeIntervalMs?: number;
   logMaxBytes?: number;
   logKeep?: number;
+  ckptTlsCert?: string;
+  ckptTlsKey?: string;
+  ckptCa?: string;
 }
 
 /**
@@ -139,7 +144,16 @@ export function registerAgentCommand(program: Command, output: CliOutput): void 
       'rotated rank log files kept (default 3)',
       parsePositiveInt('--log-keep'),
     )
+    .option(
+      '--ckpt-tls-cert <file>',
+      "TLS on the checkpoint peer port: this node's certificate (PEM)",
+    )
+    .option('--ckpt-tls-key <file>', 'its private key (PEM, mode 0600)')
+    .option('--ckpt-ca <file>', "the CA that signed every node's certificate (PEM)")
     .action(async (flags: AgentFlags) => {
+      const ckptTls = peerTlsFiles(flags);
+      // Checked here, before anything starts: a bad file is a bad flag (exit 2).
+      if (ckptTls !== undefined) readPeerTls(ckptTls);
       const devices = await selectDevicePlugin(flags.devices);
       const dataDir =
         flags.dataDir ??
@@ -153,6 +167,7 @@ export function registerAgentCommand(program: Command, output: CliOutput): void 
         ckptListen: flags.ckptListen,
         ckptNice: flags.ckptNice,
         ...(flags.ckptCpus === undefined ? {} : { ckptCpus: flags.ckptCpus }),
+        ...(ckptTls === undefined ? {} : { ckptTls }),
         ...(flags.labels === undefined ? {} : { labels: flags.labels }),
         ...(flags.role === undefined ? {} : { role: flags.role }),
         ...(flags.l1 === undefined ? {} : { l1Root: flags.l1 }),

@@ -1,11 +1,15 @@
+import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Option, type Command } from 'commander';
 import { pino } from 'pino';
 import { CubeError, parseCpuList, pinProcess } from '../../core/index.ts';
 import {
   CheckpointDaemon,
+  peerAccessFileSchema,
+  readPeerTls,
   startLocalApi,
   type DaemonLog,
+  type PeerAccess,
   type PeerAddress,
   type Registration,
 } from '../../ckpt/daemon/index.ts';
@@ -73,6 +77,50 @@ function parseNice(value: string): number {
   return n;
 }
 
+/**
+ * `--peer-access FILE`: per job, this node's peer keys and grants (the shape of a launch
+ * command's `checkpoint.peerAccess`), for a daemon run without an agent. The file holds keys:
+ * one that others may read or write is refused.
+ */
+function readPeerAccess(file: string): Record<string, PeerAccess> {
+  let text: string;
+  let mode: number;
+  try {
+    mode = statSync(file).mode & 0o777;
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new CubeError('FILE_NOT_FOUND', `--peer-access ${file} cannot be read`, {
+      where: { file, field: '--peer-access' },
+      cause,
+    });
+  }
+  if ((mode & 0o077) !== 0)
+    throw new CubeError(
+      'BAD_FLAG',
+      `--peer-access ${file} has mode ${mode.toString(8).padStart(4, '0')}: it holds keys, so only its owner may read it (chmod 600)`,
+      { where: { file, field: '--peer-access' } },
+    );
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    throw new CubeError('FILE_UNREADABLE', `--peer-access ${file} is not valid JSON`, {
+      where: { file, field: '--peer-access' },
+      cause,
+    });
+  }
+  const parsed = peerAccessFileSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new CubeError(
+      'INVALID_FILE',
+      `--peer-access ${file}: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`,
+      { where: { file, field: '--peer-access' } },
+    );
+  }
+  return parsed.data;
+}
+
 interface DaemonFlags {
   node: string;
   l1: string;
@@ -89,6 +137,31 @@ interface DaemonFlags {
   ipc?: boolean;
   nice?: number;
   cpus?: number[];
+  peerAccess?: string;
+  ckptTlsCert?: string;
+  ckptTlsKey?: string;
+  ckptCa?: string;
+}
+
+/** The TLS files of `cube agent` and `cube ckpt daemon`: all three or none. */
+export function peerTlsFiles(flags: {
+  ckptTlsCert?: string;
+  ckptTlsKey?: string;
+  ckptCa?: string;
+}): { certFile: string; keyFile: string; caFile: string } | undefined {
+  const given = [flags.ckptTlsCert, flags.ckptTlsKey, flags.ckptCa];
+  if (given.every((f) => f === undefined)) return undefined;
+  if (
+    flags.ckptTlsCert === undefined ||
+    flags.ckptTlsKey === undefined ||
+    flags.ckptCa === undefined
+  )
+    throw new CubeError(
+      'BAD_FLAG',
+      '--ckpt-tls-cert, --ckpt-tls-key and --ckpt-ca go together: give all three or none',
+      { where: { field: flags.ckptTlsCert === undefined ? '--ckpt-tls-cert' : '--ckpt-ca' } },
+    );
+  return { certFile: flags.ckptTlsCert, keyFile: flags.ckptTlsKey, caFile: flags.ckptCa };
 }
 
 /** A daemon that tells its supervisor about each rank registration (to replay after a restart). */
@@ -111,8 +184,9 @@ function sendToParent(message: FromDaemon): void {
 function obey(daemon: CheckpointDaemon, log: DaemonLog, raw: unknown): void {
   const parsed = toDaemonSchema.safeParse(raw);
   if (!parsed.success) {
+    // Never the message itself: a configure message carries peer keys.
     log.warn(
-      { message: JSON.stringify(raw)?.slice(0, 200), why: ipcIssue(toDaemonSchema, raw) },
+      { why: ipcIssue(toDaemonSchema, raw) },
       'ignoring a message from the agent this daemon does not understand',
     );
     return;
@@ -124,6 +198,8 @@ function obey(daemon: CheckpointDaemon, log: DaemonLog, raw: unknown): void {
         daemon.setL3Root(message.jobId, message.l3Root);
         daemon.setReplicaPeer(message.replicaPeer);
         daemon.setPeers(message.peers);
+        if (message.peerAccess !== undefined)
+          daemon.setPeerAccess(message.jobId, message.peerAccess);
         break;
       case 'register': {
         const { worldSize, localRanks, l3Every, keep } = message.registration;
@@ -186,6 +262,13 @@ export function registerCkptDaemonCommand(ckpt: Command, output: CliOutput): voi
       "keep every thread of the daemon on these CPUs (the node's housekeeping cores), e.g. 12-15, from before its start-up",
       (value: string) => parseCpuList(value, '--cpus'),
     )
+    .option(
+      '--peer-access <file>',
+      "JSON file (mode 0600) of this node's peer keys and grants per job: {JOB: {attempt, outgoing, incoming}}; cube agent passes them itself",
+    )
+    .option('--ckpt-tls-cert <file>', "TLS on the peer port: this node's certificate (PEM)")
+    .option('--ckpt-tls-key <file>', 'its private key (PEM, mode 0600)')
+    .option('--ckpt-ca <file>', "the CA that signed every node's certificate (PEM)")
     .addOption(
       new Option(
         '--ipc',
@@ -205,6 +288,9 @@ export function registerCkptDaemonCommand(ckpt: Command, output: CliOutput): voi
         });
       const replicaPeer = flags.replicaPeer?.[0];
       const ipc = flags.ipc === true;
+      const peerAccess = flags.peerAccess === undefined ? {} : readPeerAccess(flags.peerAccess);
+      const tlsFiles = peerTlsFiles(flags);
+      const tls = tlsFiles === undefined ? undefined : readPeerTls(tlsFiles);
       const log: DaemonLog = pino({ name: 'cube-ckpt-daemon', level: 'info' });
       const daemon = new SupervisedDaemon({
         node: flags.node,
@@ -214,6 +300,8 @@ export function registerCkptDaemonCommand(ckpt: Command, output: CliOutput): voi
         l2Root: flags.l2,
         ...(flags.l3 === undefined ? {} : { l3Root: flags.l3 }),
         listen: flags.listen,
+        peerAccess,
+        ...(tls === undefined ? {} : { tls }),
         ...(replicaPeer === undefined ? {} : { replicaPeer }),
         peers: flags.peer ?? [],
         ...(flags.bandwidthMbps === undefined

@@ -14,6 +14,7 @@ import {
   startLocalApi,
   type DaemonLog,
 } from '../../../src/ckpt/daemon/index.ts';
+import { accessOf, grant, testMaster } from './peer-access.ts';
 
 const quiet: DaemonLog = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -67,6 +68,15 @@ async function twoNodes(
     log: quiet,
   });
   await a.daemon.start();
+  // Job 1's first attempt: node A hosts ranks 0 and 1 and replicates to node B.
+  grant([a.daemon, b.daemon], {
+    job: 'job1',
+    attempt: 0,
+    nodes: [
+      { node: a.name, ranks: [0, 1], replicaPeer: b.name },
+      { node: b.name, ranks: [], replicaPeer: null },
+    ],
+  });
   return {
     a,
     b,
@@ -139,7 +149,21 @@ test('a replica whose bytes do not match its record is rejected and never commit
   const bytes = readFileSync(join(a.l1, 'job1', record.file));
   const corrupt = Buffer.from(bytes);
   corrupt[corrupt.length - 1] = (corrupt[corrupt.length - 1] ?? 0) ^ 0xff;
-  const client = new PeerClient({ node: b.name, ...b.daemon.address });
+  const key = accessOf(testMaster, {
+    job: 'job1',
+    attempt: 0,
+    nodes: [
+      { node: a.name, ranks: [0, 1], replicaPeer: b.name },
+      { node: b.name, ranks: [], replicaPeer: null },
+    ],
+  })
+    .get(a.name)
+    ?.outgoing.find((o) => o.node === b.name)?.key;
+  assert.ok(key !== undefined);
+  const client = new PeerClient(
+    { node: b.name, ...b.daemon.address },
+    { self: a.name, credential: () => ({ attempt: 0, key }) },
+  );
   t.after(() => client.close());
   const once = (buf: Buffer): AsyncIterable<Buffer> => Readable.from([buf]);
   await assert.rejects(client.putShard(record, [0], once(corrupt)), /xxh3|checksum|content/i);
@@ -183,6 +207,15 @@ test('a shard held by the peer is fetched through the local API byte for byte', 
     log: quiet,
   });
   await c.start();
+  // The restart's attempt: rank 0 now runs on node C, which may read its replica on node B.
+  grant([b.daemon, c], {
+    job: 'job1',
+    attempt: 1,
+    nodes: [
+      { node: 'node-c', ranks: [0], replicaPeer: b.name },
+      { node: b.name, ranks: [], replicaPeer: null },
+    ],
+  });
   const socket = join(dir, 'c.sock');
   const api: FastifyInstance = await startLocalApi(c, socket);
   t.after(async () => {
@@ -212,7 +245,7 @@ test('a shard held by the peer is fetched through the local API byte for byte', 
     steps: { step: number; sources: { level: string; node: string }[] }[];
   };
   assert.deepEqual(parsed.steps, [
-    { step: 10, sources: [{ level: 'L2', node: 'node-b', bytes: -1, xxh3: '' }] },
+    { step: 10, sources: [{ level: 'L2', node: 'node-b', bytes: -1, xxh3: '', timeline: 0 }] },
   ]);
   const shard = await get('/v1/jobs/job1/steps/10/ranks/0/shard?level=L2&node=node-b');
   assert.equal(shard.status, 200);

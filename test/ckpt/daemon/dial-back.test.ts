@@ -9,6 +9,24 @@ import { PeerClient } from '../../../src/ckpt/daemon/index.ts';
 import { fetchPayload, PayloadListener } from '../../../src/ckpt/daemon/dial-back.ts';
 import { FrameReader, sendFrame, sendPayload } from '../../../src/ckpt/daemon/frames.ts';
 import { allocateStagingBuffers } from '../../../src/ckpt/daemon/staged-receive.ts';
+import {
+  helloMac,
+  macEquals,
+  newMasterKey,
+  newNonce,
+  pairKey,
+  welcomeMac,
+} from '../../../src/ckpt/daemon/peer-auth.ts';
+
+/** The key node-a proves itself with toward node-b in job-a's attempt 0. */
+const key = pairKey(newMasterKey(), { job: 'job-a', attempt: 0, from: 'node-a', to: 'node-b' });
+
+function clientOf(port: number): PeerClient {
+  return new PeerClient(
+    { node: 'node-b', host: '127.0.0.1', port },
+    { self: 'node-a', credential: () => ({ attempt: 0, key }) },
+  );
+}
 
 async function* chunksOf(data: Buffer, size: number): AsyncGenerator<Uint8Array> {
   for (let at = 0; at < data.length; at += size)
@@ -155,6 +173,23 @@ describe('PeerClient with a peer that does not fetch offers', () => {
       socket.on('error', () => socket.destroy());
       void (async () => {
         const reader = new FrameReader(socket);
+        // The handshake a real peer runs (peer-auth.ts), with node-b's side of the key.
+        const serverNonce = newNonce();
+        await sendFrame(socket, { op: 'challenge', nonce: serverNonce });
+        const hello = (await reader.next())?.header;
+        const transcript = {
+          serverNonce,
+          clientNonce: String(hello?.clientNonce),
+          job: 'job-a',
+          attempt: 0,
+          from: 'node-a',
+          to: 'node-b',
+        };
+        if (!macEquals(String(hello?.mac), helloMac(key, transcript))) {
+          socket.destroy();
+          return;
+        }
+        await sendFrame(socket, { op: 'welcome', mac: welcomeMac(key, transcript) });
         for (;;) {
           const frame = await reader.next();
           if (frame === null) return;
@@ -200,7 +235,7 @@ describe('PeerClient with a peer that does not fetch offers', () => {
   ] as const)
     test(`a peer that ${why} gets the shard pushed, and no more offers`, async () => {
       const peer = await fakePeer(reply);
-      const client = new PeerClient({ node: 'node-b', host: '127.0.0.1', port: peer.port });
+      const client = clientOf(peer.port);
       try {
         const first = randomBytes(300_000);
         const second = randomBytes(70_000);
@@ -217,7 +252,7 @@ describe('PeerClient with a peer that does not fetch offers', () => {
 
   test('a closed client offers nothing more (it would open a listener nobody closes)', async () => {
     const peer = await fakePeer({ code: 'INFEASIBLE', message: 'unused' });
-    const client = new PeerClient({ node: 'node-b', host: '127.0.0.1', port: peer.port });
+    const client = clientOf(peer.port);
     client.close();
     const data = randomBytes(1000);
     await assert.rejects(client.putShard(recordOf(data, 1), [0], chunksOf(data, 512)), {
@@ -228,7 +263,7 @@ describe('PeerClient with a peer that does not fetch offers', () => {
 
   test('any other refusal of an offer is the error, with no push', async () => {
     const peer = await fakePeer({ code: 'INFEASIBLE', message: 'no space left for replicas' });
-    const client = new PeerClient({ node: 'node-b', host: '127.0.0.1', port: peer.port });
+    const client = clientOf(peer.port);
     try {
       const data = randomBytes(1000);
       await assert.rejects(client.putShard(recordOf(data, 1), [0], chunksOf(data, 512)), {
