@@ -161,7 +161,11 @@ def main(argv: list[str] | None = None) -> int:
         restore_rng(state["rng"])
         start = state["step"]
         info = state["__cube__"]
-        print(f"rank {rank} resumed step {start} level {info['level']} source {info['source']}", flush=True)
+        print(
+            f"rank {rank} resumed step {start} level {info['level']} source {info['source']}"
+            f" timeline {info['timeline']}",
+            flush=True,
+        )
     if rank == 0 and start == 0:
         print(f"params {sum(p.numel() for p in model.parameters())}", flush=True)
 

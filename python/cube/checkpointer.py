@@ -27,10 +27,18 @@ from .daemon_client import DaemonClient
 from .progress import report_restored
 from .errors import CheckpointError, CheckpointWarning
 from .flatten import flatten_state, unflatten_state
-from .layout import LevelPaths, atomic_write, atomic_write_json, rank_name, remove_quiet, write_all
+from .layout import (
+    LevelPaths,
+    atomic_write,
+    atomic_write_json,
+    check_private_root,
+    rank_name,
+    remove_quiet,
+    write_all,
+)
 from .priority import lower_thread_priority, pin_thread
-from .manifest import check_listed_files, make_manifest, make_record, read_record
-from .restore import Catalog, Shard, load_source
+from .manifest import check_listed_files, make_manifest, make_record, read_record, timeline_of
+from .restore import Catalog, Pair, Shard, load_source
 from .retention import collect, drop_rank_step
 from .safetensors_io import ShardLayout, encode_header, plan_layout, shard_metadata
 from .slots import Slot
@@ -46,6 +54,7 @@ class _SaveJob:
     slot: Slot
     layout: ShardLayout
     extra: dict[str, Any]
+    timeline: int
     to_l3: bool
     staged: list[tuple[int, int]]  # (begin, end) data ranges waiting in the CUDA staging buffer
 
@@ -64,7 +73,11 @@ class Checkpointer:
     def __init__(self, **overrides: Any) -> None:
         self.config: Config = load_config(**overrides)
         c = self.config
+        check_private_root(c.l1_dir, "the L1 directory")
         self.l1 = LevelPaths(c.l1_dir, c.job)
+        # The timeline every save carries (docs/checkpoint-format.md, "Timelines"): the launcher's
+        # attempt until `load_latest` decides, from what it restores and what it abandons.
+        self.timeline = c.attempt
         self.l3 = LevelPaths(c.l3_dir, c.job) if c.l3_dir else None
         self.daemon = DaemonClient(c.socket, c.job) if c.socket else None
         slot_dir = self.l1.job_dir / "slots" / rank_name(c.rank)
@@ -117,7 +130,7 @@ class Checkpointer:
         self._saves += 1
         to_l3 = self.l3 is not None and self.daemon is None and (self._saves - 1) % self.config.l3_every == 0
         self._start_worker()
-        self._queue.put(_SaveJob(step, slot, layout, flat.extra(), to_l3, staged))
+        self._queue.put(_SaveJob(step, slot, layout, flat.extra(), self.timeline, to_l3, staged))
         self.last_snapshot_s = time.perf_counter() - t0
 
     def wait(self) -> None:
@@ -136,22 +149,34 @@ class Checkpointer:
         """The newest state every rank can restore, or None when there is nothing to resume.
 
         Returns the saved structure with tensors restored (on CPU, or `map_location`) plus
-        `state["__cube__"] = {"step", "level", "source"}`.
+        `state["__cube__"] = {"step", "timeline", "level", "source"}`.
 
-        Candidates are the steps whose L1 manifest (this node), L3 manifest, or daemon-listed
-        source covers this rank. For each, the sources are tried in the order own L1, L2, L3; a
+        Candidates are the (step, timeline) pairs whose L1 manifest (this node), L3 manifest, or
+        daemon-listed source covers this rank; a shard of the same step but another timeline is
+        not a source for a pair. For each, the sources are tried in the order own L1, L2, L3; a
         source is used only after its size and XXH3 match the manifest. When torch.distributed
-        is initialized all ranks agree on one step (see `_agree`). With `prune_newer`, steps
+        is initialized all ranks agree on one pair (see `_agree`).
+
+        The run's timeline (carried by every later save) is then decided, the same on every
+        rank: when any rank saw a step newer than the restored one at any level (or saw steps
+        while nothing is restored), training restarts from an older step, and the timeline
+        becomes one above the highest any rank saw (at least the attempt, `CUBE_ATTEMPT`);
+        otherwise it is the restored step's (at least the attempt). With `prune_newer`, steps
         newer than the restored one (an abandoned timeline) lose this rank's records and their
-        manifests, so that re-saving those steps never mixes old and new shards.
+        manifests at L1 and L3, and, through the node daemon, every peer's L2 replicas of them,
+        so that re-saving those steps never mixes old and new shards.
         """
         self.wait()
         catalog = self._catalog()
         shard = self._agree(catalog)
         for err in catalog.rejected:
             self._report(err, warn=True)
+        restored = shard.step if shard else -1
+        abandons = self._decide_timeline(catalog, shard)
         if prune_newer:
-            self._prune_newer(shard.step if shard else -1)
+            self._prune_newer(restored)
+            if abandons:
+                self._prune_replicas(restored)
         if _dist_active(self.config.world_size):
             import torch.distributed as dist
 
@@ -165,10 +190,18 @@ class Checkpointer:
         if isinstance(state, dict):
             state["__cube__"] = {
                 "step": shard.step,
+                "timeline": shard.timeline,
                 "level": shard.source.level,
                 "source": shard.source.describe,
             }
-        log.info("restored step %d from %s (%s)", shard.step, shard.source.level, shard.source.describe)
+        log.info(
+            "restored step %d (timeline %d) from %s (%s); saves carry timeline %d",
+            shard.step,
+            shard.timeline,
+            shard.source.level,
+            shard.source.describe,
+            self.timeline,
+        )
         # Under a Cube agent the restore becomes the job's `job-restored` event (no-op otherwise).
         report_restored(shard.step, shard.source.level)
         return state
@@ -397,6 +430,7 @@ class Checkpointer:
                 xxh3=h.hexdigest(),
                 node=c.node,
                 extra=job.extra,
+                timeline=job.timeline,
             )
             # A manifest of this step from an abandoned timeline must not survive our new record.
             remove_quiet(self.l1.manifest(job.step))
@@ -458,6 +492,16 @@ class Checkpointer:
             if rec["worldSize"] != c.world_size:
                 return False
             records.append(rec)
+        timelines = {timeline_of(r) for r in records}
+        if len(timelines) > 1:
+            # A leftover record of an abandoned run (its prune failed): never one manifest with it.
+            log.warning(
+                "not committing step %d at %s: its records come from timelines %s",
+                step,
+                level,
+                sorted(timelines),
+            )
+            return False
         m = make_manifest(
             job=c.job, step=step, level=level, world_size=c.world_size, layout=c.layout, records=records
         )
@@ -511,10 +555,11 @@ class Checkpointer:
             catalog.scan_daemon(self.daemon, skip_local={"L1"} | ({"L3"} if self.l3 is not None else set()))
         return catalog
 
-    def _verify(self, catalog: Catalog, step: int) -> Shard | None:
-        """This rank's shard of `step` from the first source that verifies, or None."""
+    def _verify(self, catalog: Catalog, pair: Pair) -> Shard | None:
+        """This rank's shard of the (step, timeline) pair from the first source that verifies."""
         c = self.config
-        for src in catalog.ordered(step):
+        step = pair[0]
+        for src in catalog.ordered(pair):
             try:
                 return load_source(src, c.job, step, c.rank)
             except Exception as e:  # noqa: BLE001 - any unusable source falls back, on every rank alike
@@ -533,48 +578,88 @@ class Checkpointer:
         return None
 
     def _agree(self, catalog: Catalog) -> Shard | None:
-        """The shard of the step every rank restores.
+        """The shard of the (step, timeline) pair every rank restores.
 
-        Alone: the newest step with a verified source. With torch.distributed, rounds of:
-          1. each rank proposes p_r, its newest verified step <= bound (-1 if none);
-          2. s = all_reduce(MIN, p_r); s == -1 means some rank has nothing: all start fresh;
-          3. each rank verifies s (already done when p_r == s); ok = all_reduce(MIN, verified);
-          4. all ok: restore s; else bound = s - 1 and repeat.
-        The bound strictly decreases, so this ends; every rank leaves with the same answer.
+        Pairs are ordered newest step first, then highest timeline. Alone: the first pair with a
+        verified source. With torch.distributed, rounds of (`bound` excludes it and every pair
+        above it):
+          1. each rank proposes p_r, its newest verified pair below the bound (-1 if none);
+          2. s = all_reduce(MIN, step of p_r); s == -1 means some rank has nothing: all start fresh;
+          3. each rank offers its highest verified timeline at step s below the bound (-1 if none);
+             t = all_reduce(MAX); so the ranks agree on the pair, not on a step number only;
+          4. each rank verifies (s, t) (already done when p_r is it); ok = all_reduce(MIN, verified);
+          5. all ok: restore (s, t); else bound = (s, t) and repeat.
+        The bound strictly decreases, so this ends; every rank leaves with the same answer, and
+        every rank's shard has the same timeline.
         """
-        steps = catalog.steps_desc()
-        cache: dict[int, Shard | None] = {}
+        pairs = catalog.pairs_desc()
+        cache: dict[Pair, Shard | None] = {}
 
-        def verified(step: int) -> Shard | None:
-            if step not in cache:
+        def verified(pair: Pair) -> Shard | None:
+            if pair not in cache:
                 cache.clear()  # hold at most one shard in memory
-                cache[step] = self._verify(catalog, step)
-            return cache[step]
+                cache[pair] = self._verify(catalog, pair)
+            return cache[pair]
 
-        def newest(bound: int) -> Shard | None:
-            for step in steps:
-                if step <= bound:
-                    shard = verified(step)
+        def newest(bound: Pair, step: int | None = None) -> Shard | None:
+            for pair in pairs:
+                if pair < bound and (step is None or pair[0] == step):
+                    shard = verified(pair)
                     if shard is not None:
                         return shard
             return None
 
+        top: Pair = (2**62, 0)
         if not _dist_active(self.config.world_size):
-            return newest(2**62)
-        bound = 2**62
+            return newest(top)
+        bound = top
         while True:
             mine = newest(bound)
-            agreed = _all_reduce_min(mine.step if mine else -1)
-            if agreed < 0:
+            step = _all_reduce(mine.step if mine else -1, "min")
+            if step < 0:
                 return None
+            at_step = mine if mine is not None and mine.step == step else newest(bound, step)
+            timeline = _all_reduce(at_step.timeline if at_step else -1, "max")
+            pair = (step, timeline)
             shard = (
-                mine
-                if mine is not None and mine.step == agreed
-                else (verified(agreed) if agreed in catalog.sources else None)
+                at_step
+                if at_step is not None and at_step.timeline == timeline
+                else (verified(pair) if pair in catalog.sources and pair < bound else None)
             )
-            if _all_reduce_min(1 if shard is not None else 0) == 1:
+            if _all_reduce(1 if shard is not None else 0, "min") == 1:
                 return shard
-            bound = agreed - 1
+            bound = pair
+
+    def _decide_timeline(self, catalog: Catalog, shard: Shard | None) -> bool:
+        """Sets `self.timeline` after a restore of `shard` (or of nothing), the same on every
+        rank; returns True when the run abandons newer steps (restarts from an older step)."""
+        restored = shard.step if shard else -1
+        newest_seen, highest_seen = catalog.newest_step_seen, catalog.highest_timeline_seen
+        if _dist_active(self.config.world_size):
+            newest_seen = _all_reduce(newest_seen, "max")
+            highest_seen = _all_reduce(highest_seen, "max")
+        abandons = newest_seen > restored
+        if abandons:
+            timeline = max(self.config.attempt, highest_seen + 1)
+        else:
+            timeline = max(self.config.attempt, shard.timeline if shard else 0)
+        if _dist_active(self.config.world_size):
+            timeline = _all_reduce(timeline, "max")
+        self.timeline = timeline
+        return abandons
+
+    def _prune_replicas(self, step: int) -> None:
+        """Asks the node daemon to remove the L2 replicas of steps newer than `step` from older
+        timelines, its own and its peers' (one rank per node asks; failures only warn: restore
+        never combines timelines, the prune keeps peers from serving or mixing dead steps)."""
+        c = self.config
+        if self.daemon is None or c.rank != min(c.local_ranks):
+            return
+        try:
+            self.daemon.prune(step, self.timeline)
+        except CheckpointError as e:
+            e.where.setdefault("level", "L2")
+            self._report(e, warn=True)
 
     def _prune_newer(self, step: int) -> None:
         """Drops this rank's part (and the manifest) of every step newer than `step`."""
@@ -615,7 +700,7 @@ def _dist_active(world_size: int) -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def _all_reduce_min(value: int) -> int:
+def _all_reduce(value: int, op: str) -> int:
     import torch.distributed as dist
 
     device = (
@@ -624,7 +709,7 @@ def _all_reduce_min(value: int) -> int:
         else torch.device("cpu")
     )
     t = torch.tensor([value], dtype=torch.int64, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN if op == "min" else dist.ReduceOp.MAX)
     return int(t.item())
 
 

@@ -97,13 +97,15 @@ class Config:
     # The CPUs the background thread runs on (the node's housekeeping cores), or None to leave
     # it where the scheduler puts it.
     background_cpus: frozenset[int] | None = None
+    # The launcher's attempt number (CUBE_ATTEMPT): the lowest timeline this run's saves carry.
+    attempt: int = 0
 
 
 def load_config(**overrides: Any) -> Config:
     """Reads the environment contract of docs/checkpoint-format.md; keyword arguments win.
 
     Keywords: job, rank, world_size, local_rank, local_ranks, node, l1_dir, l3_dir, l3_every, keep,
-    socket, slots, layout, commit_timeout_s, background_nice, background_cpus. Ranks on this node
+    socket, slots, layout, commit_timeout_s, background_nice, background_cpus, attempt. Ranks on this node
     default to the contiguous block `RANK - LOCAL_RANK .. + LOCAL_WORLD_SIZE` (torch's launch
     order); LOCAL_WORLD_SIZE defaults to WORLD_SIZE (one node).
     """
@@ -176,6 +178,7 @@ def load_config(**overrides: Any) -> Config:
         commit_timeout_s=float(o.get("commit_timeout_s", 120.0)),
         background_nice=background_nice,
         background_cpus=background_cpus,
+        attempt=int(o.get("attempt", _env_int("CUBE_ATTEMPT", 0))),
     )
 
 

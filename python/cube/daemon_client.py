@@ -107,8 +107,16 @@ class DaemonClient:
         """`POST /v1/jobs/{job}/saved` with the L1 shard record."""
         self._json("POST", f"{self._job()}/saved", dict(record))
 
+    def prune(self, after_step: int, timeline: int) -> dict[str, Any]:
+        """`POST /v1/jobs/{job}/prune`: the daemon, and through it every peer, removes its L2
+        replicas of this job's steps newer than `after_step` whose timeline is below `timeline`
+        (a run that restarted from an older step abandoned them). Returns the daemon's summary."""
+        body = self._json("POST", f"{self._job()}/prune", {"afterStep": after_step, "timeline": timeline})
+        return body if isinstance(body, dict) else {}
+
     def sources(self, rank: int) -> list[dict[str, Any]]:
-        """`GET .../sources?rank=R`: `[{step, sources: [{level, node, path?}]}]`, newest first."""
+        """`GET .../sources?rank=R`: `[{step, sources: [{level, node, timeline, path?}]}]`, newest
+        first (a daemon that predates timelines leaves `timeline` out: it reads as 0)."""
         body = self._json("GET", f"{self._job()}/sources?{urlencode({'rank': rank})}")
         steps = body.get("steps") if isinstance(body, dict) else None
         if not isinstance(steps, list):

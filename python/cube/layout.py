@@ -93,12 +93,15 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
 
 
 def ensure_dir(path: Path) -> None:
-    """Creates `path` and missing parents, fsyncing each parent whose entries changed."""
+    """Creates `path` and missing parents, fsyncing each parent whose entries changed.
+
+    New directories are 0700: they hold training state only this user may read or change.
+    """
     if path.is_dir():
         return
     ensure_dir(path.parent)
     try:
-        os.mkdir(path)
+        os.mkdir(path, 0o700)
     except FileExistsError:
         if not path.is_dir():
             raise
@@ -106,16 +109,45 @@ def ensure_dir(path: Path) -> None:
     fsync_dir(path.parent)
 
 
+def check_private_root(path: str | os.PathLike[str], what: str) -> None:
+    """Refuses an existing level root that another user owns or anyone may write to.
+
+    Such a directory (say a predictable name under /dev/shm created by someone else first) would
+    let that user read the shards or plant files a restore trusts. A missing root is fine: it is
+    created 0700 by `ensure_dir`.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    if st.st_uid != os.getuid():
+        raise CheckpointError(
+            "INVALID_VALUE",
+            f"{what} {path} is owned by uid {st.st_uid}, not by this user (uid {os.getuid()}); "
+            "choose a directory of your own",
+            {"file": str(path)},
+        )
+    if st.st_mode & 0o002:
+        raise CheckpointError(
+            "INVALID_VALUE",
+            f"{what} {path} is writable by every user (mode {st.st_mode & 0o7777:o}); "
+            "make it 0700 (chmod 700) or choose another directory",
+            {"file": str(path)},
+        )
+
+
 def atomic_write(path: Path, write: Callable[[int], None]) -> None:
     """Writes a file through a temp name in the same directory: write, fsync, rename, fsync dir.
 
-    `write` gets the open file descriptor. A failure removes the temp file and re-raises.
+    `write` gets the open file descriptor. A failure removes the temp file and re-raises. The
+    file is 0600 whatever the umask: shards, records and manifests are this user's state.
     """
     ensure_dir(path.parent)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         try:
+            os.fchmod(fd, 0o600)
             write(fd)
             os.fsync(fd)
         finally:

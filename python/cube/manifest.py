@@ -34,6 +34,7 @@ def make_record(
     node: str,
     extra: Mapping[str, Any],
     saved_at: str | None = None,
+    timeline: int = 0,
 ) -> dict[str, Any]:
     """A shard record `rank-RRRRR.json`."""
     return {
@@ -47,6 +48,7 @@ def make_record(
         "xxh3": xxh3,
         "node": node,
         "savedAt": saved_at or now_iso(),
+        "timeline": timeline,
         "extra": dict(extra),
     }
 
@@ -64,8 +66,17 @@ def make_manifest(
 
     `committedAt` is the newest `savedAt` of the records, so that two ranks committing the same set
     concurrently write byte-identical manifests (the spec lets both rename over the final name).
+    Records of two timelines never make a manifest: raises INVALID_VALUE (see `timeline_of`).
     """
     recs = sorted(records, key=lambda r: r["rank"])
+    timelines = sorted({timeline_of(r) for r in recs})
+    if len(timelines) > 1:
+        raise CheckpointError(
+            "INVALID_VALUE",
+            f"step {step} of {job}: the shard records come from timelines {timelines}; "
+            "records of different timelines never make one checkpoint",
+            {"step": step, "level": level},
+        )
     return {
         "format": MANIFEST_FORMAT,
         "job": job,
@@ -73,6 +84,7 @@ def make_manifest(
         "level": level,
         "worldSize": world_size,
         "layout": dict(layout),
+        "timeline": timelines[0] if timelines else 0,
         "shards": [
             {
                 "rank": r["rank"],
@@ -86,6 +98,16 @@ def make_manifest(
         ],
         "committedAt": max((r["savedAt"] for r in recs), default=now_iso()),
     }
+
+
+def timeline_of(doc: Mapping[str, Any]) -> int:
+    """A record's or manifest's timeline; files written before timelines existed read as 0."""
+    return int(doc.get("timeline", 0))
+
+
+def _check_timeline(doc: Mapping[str, Any], path: Path | str, what: str) -> None:
+    if "timeline" in doc and not _int(doc["timeline"]):
+        raise _bad(path, f"{what} timeline {doc['timeline']!r} is not a non-negative integer")
 
 
 def _bad(path: Path | str, message: str) -> CheckpointError:
@@ -123,6 +145,7 @@ def validate_record(
             raise _bad(path, f"record {key} is {rec.get(key)!r}, expected {want!r}")
     if not _int(rec.get("worldSize")) or rec["rank"] >= rec["worldSize"]:
         raise _bad(path, "record worldSize is missing or not above its rank")
+    _check_timeline(rec, path, "record")
     return rec
 
 
@@ -153,6 +176,7 @@ def validate_manifest(
             raise _bad(path, f"manifest {key} is {m.get(key)!r}, expected {want!r}")
     if m.get("level") not in LEVELS:
         raise _bad(path, f"manifest level {m.get('level')!r} is not one of {', '.join(LEVELS)}")
+    _check_timeline(m, path, "manifest")
     world = m.get("worldSize")
     if not _int(world) or world == 0:
         raise _bad(path, "manifest worldSize is missing or not positive")

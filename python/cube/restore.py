@@ -1,8 +1,11 @@
-"""Restore: which steps this rank could resume from, and reading one shard with verification.
+"""Restore: which (step, timeline) pairs this rank could resume from, and reading one shard with
+verification.
 
 A source is usable only when a manifest covers the shard; its bytes are read once into memory,
 hashed while reading, and checked against the manifest's size and XXH3 (and the shard header's
-job/step/rank) before any tensor is built from them.
+job/step/rank) before any tensor is built from them. A source belongs to one timeline (the run
+that wrote it): a shard of the same step number but another timeline is a different candidate,
+never a source for this one (docs/checkpoint-format.md, "Timelines").
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from .daemon_client import DaemonClient
 from .errors import CheckpointError
 from .flatten import unflatten_state
 from .layout import LevelPaths
-from .manifest import check_listed_files, read_manifest, shard_entry, validate_record
+from .manifest import check_listed_files, read_manifest, read_record, shard_entry, timeline_of, validate_record
 from .safetensors_io import decode_shard
 
 _CHUNK = 16 << 20
@@ -32,6 +35,7 @@ class Source:
     level: str
     node: str
     describe: str  # a path, or daemon:LEVEL@NODE
+    timeline: int = 0
     # Local sources: the file and the manifest entry (bytes, xxh3, extra).
     path: Path | None = None
     entry: dict[str, Any] | None = None
@@ -44,6 +48,7 @@ class Shard:
     """A verified shard in memory."""
 
     step: int
+    timeline: int
     source: Source
     buf: bytearray
     extra: dict[str, Any]
@@ -99,6 +104,15 @@ def load_source(src: Source, job: str, step: int, rank: int) -> Shard:
     """Reads and verifies one source; raises CheckpointError when it is unusable."""
     if src.fetch is not None:
         buf, entry = src.fetch()
+        if timeline_of(entry) != src.timeline:
+            # The daemon's listing and the record it serves disagree (a peer replaced the step
+            # between the two): these bytes belong to another run.
+            raise CheckpointError(
+                "INVALID_FILE",
+                f"{src.describe}: step {step} rank {rank} is of timeline {timeline_of(entry)}, "
+                f"expected {src.timeline}",
+                {"file": src.describe},
+            )
     else:
         assert src.path is not None and src.entry is not None
         entry = src.entry
@@ -107,25 +121,42 @@ def load_source(src: Source, job: str, step: int, rank: int) -> Shard:
     extra = dict(entry.get("extra") or {})
     # Decode the state now so that a bad `extra` makes this source unusable like a bad checksum.
     state = unflatten_state(extra, tensors)
-    return Shard(step, src, buf, extra, tensors, state)
+    return Shard(step, src.timeline, src, buf, extra, tensors, state)
+
+
+Pair = tuple[int, int]  # (step, timeline)
 
 
 class Catalog:
-    """The steps this rank could restore, each with its sources in restore order."""
+    """The (step, timeline) pairs this rank could restore, each with its sources in restore order.
+
+    Also what this rank saw at all, restorable or not: the newest step number (any step
+    directory, with or without a manifest) and the highest timeline, which decide the timeline
+    of the run that resumes (see `Checkpointer.load_latest`).
+    """
 
     def __init__(self, job: str, rank: int, node: str) -> None:
         self.job, self.rank, self.node = job, rank, node
-        self.sources: dict[int, list[Source]] = {}
+        self.sources: dict[Pair, list[Source]] = {}
         self.rejected: list[CheckpointError] = []
+        self.newest_step_seen = -1
+        self.highest_timeline_seen = -1
+
+    def saw(self, step: int, timeline: int | None = None) -> None:
+        self.newest_step_seen = max(self.newest_step_seen, step)
+        if timeline is not None:
+            self.highest_timeline_seen = max(self.highest_timeline_seen, timeline)
 
     def add(self, step: int, src: Source) -> None:
-        self.sources.setdefault(step, []).append(src)
+        self.saw(step, src.timeline)
+        self.sources.setdefault((step, src.timeline), []).append(src)
 
-    def steps_desc(self) -> list[int]:
+    def pairs_desc(self) -> list[Pair]:
+        """Newest step first, then the highest timeline."""
         return sorted(self.sources, reverse=True)
 
-    def ordered(self, step: int) -> list[Source]:
-        return sorted(self.sources.get(step, []), key=lambda s: LEVEL_ORDER[s.level])
+    def ordered(self, pair: Pair) -> list[Source]:
+        return sorted(self.sources.get(pair, []), key=lambda s: LEVEL_ORDER[s.level])
 
     def scan_local(self, paths: LevelPaths, level: str) -> None:
         """Adds the steps whose manifest at this level root covers this rank.
@@ -147,11 +178,14 @@ class Catalog:
             )
             return
         for step in steps:
+            self.saw(step)
             mpath = paths.manifest(step)
             try:
                 if not mpath.exists():
+                    self._saw_record(paths, step)
                     continue
                 m = read_manifest(mpath, job=self.job, step=step, level=level)
+                self.saw(step, timeline_of(m))
                 if level == "L3":
                     check_listed_files(m, paths, mpath)
                 entry = shard_entry(m, self.rank)
@@ -170,7 +204,20 @@ class Catalog:
                 e.where.setdefault("step", step)
                 self.rejected.append(e)
                 continue
-            self.add(step, Source(level, entry.get("node", self.node), str(path), path=path, entry=entry))
+            self.add(
+                step,
+                Source(
+                    level, entry.get("node", self.node), str(path), timeline_of(m), path=path, entry=entry
+                ),
+            )
+
+    def _saw_record(self, paths: LevelPaths, step: int) -> None:
+        """The timeline of this rank's record in a step without a manifest (a save cut short):
+        a resumed run must not reuse the timeline of records it abandons."""
+        try:
+            self.saw(step, timeline_of(read_record(paths.record(step, self.rank))))
+        except (CheckpointError, OSError, ValueError, TypeError):
+            pass
 
     def scan_daemon(self, daemon: DaemonClient, skip_local: set[str]) -> None:
         """Adds the sources the daemon knows (L2 replicas, remote L3), read through the daemon."""
@@ -185,8 +232,12 @@ class Catalog:
                 entries = list(item["sources"])
             except (KeyError, TypeError, ValueError):
                 continue
+            self.saw(step)
             for s in entries:
                 level, node = s.get("level"), s.get("node")
+                timeline = s.get("timeline", 0)
+                if not isinstance(timeline, int) or isinstance(timeline, bool) or timeline < 0:
+                    continue
                 if (
                     level not in LEVEL_ORDER
                     or not isinstance(node, str)
@@ -200,6 +251,7 @@ class Catalog:
                         level,
                         node,
                         f"daemon:{level}@{node}",
+                        timeline,
                         fetch=_daemon_fetch(daemon, step, self.rank, level, node),
                     ),
                 )

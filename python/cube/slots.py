@@ -51,8 +51,10 @@ class Slot:
             return
         self.unmap()
         ensure_dir(self.path.parent)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
+            # A slot left by an older client may be 0644: the shard bytes are this user's only.
+            os.fchmod(fd, 0o600)
             os.ftruncate(fd, layout.total)
             # Reserve the memory now so a full tmpfs fails here, not with SIGBUS in a later copy.
             os.posix_fallocate(fd, 0, layout.total)

@@ -12,6 +12,7 @@ import textwrap
 import threading
 import time
 import unittest
+import warnings
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -52,7 +53,9 @@ class SaveLoadTest(LevelsTestCase):
         c.wait()
         self.assertEqual(c.errors(), [])
         back = c.load_latest()
-        self.assertEqual(back.pop("__cube__"), {"step": 3, "level": "L1", "source": str(slot_of(self.l1, 3))})
+        self.assertEqual(
+            back.pop("__cube__"), {"step": 3, "timeline": 0, "level": "L1", "source": str(slot_of(self.l1, 3))}
+        )
         assert_state_equal(self, small_state(3, 3), back)
         # L1 holds the two slots' steps; L3 every save (l3_every=1, keep 3).
         self.assertEqual(LevelPaths(self.l1, "job").steps(), [2, 3])
@@ -239,6 +242,99 @@ class FallbackTest(LevelsTestCase):
         back = self.ckpt().load_latest()
         self.assertEqual(back["__cube__"]["step"], 3)
         self.assertIn("fresh", back)
+
+
+class TimelineTest(LevelsTestCase):
+    """Issue 13, finding 5: every save carries its run's timeline; records of two never combine."""
+
+    def save_steps(self, steps: int) -> None:
+        c = self.ckpt()
+        for step in range(1, steps + 1):
+            c.save(step, small_state(step, step))
+        c.close()
+
+    def record(self, root: Path, step: int, rank: int = 0) -> dict[str, Any]:
+        return json.loads((root / "job" / f"step-{step:010d}" / f"rank-{rank:05d}.json").read_text())
+
+    def test_a_fresh_run_saves_the_attempt_as_its_timeline(self) -> None:
+        c = self.ckpt(attempt=3)
+        c.save(1, {"x": torch.ones(1)})
+        c.wait()
+        self.assertEqual(self.record(self.l1, 1)["timeline"], 3)
+        self.assertEqual(json.loads(manifest(self.l1, 1).read_text())["timeline"], 3)
+        self.assertEqual(json.loads(manifest(self.l3, 1).read_text())["timeline"], 3)
+
+    def test_a_plain_resume_keeps_the_restored_timeline(self) -> None:
+        c = self.ckpt(attempt=2)
+        c.save(1, {"x": torch.ones(1)})
+        c.close()
+        again = self.ckpt(attempt=0)
+        back = again.load_latest()
+        self.assertEqual((back["__cube__"]["step"], back["__cube__"]["timeline"]), (1, 2))
+        self.assertEqual(again.timeline, 2)
+
+    def test_restarting_from_an_older_step_starts_a_new_timeline_and_prunes_the_newer_steps(self) -> None:
+        self.save_steps(3)
+        flip_byte(slot_of(self.l1, 3))
+        flip_byte(l3_shard(self.l3, 3))
+        c = self.ckpt()
+        back = c.load_latest()
+        self.assertEqual((back["__cube__"]["step"], back["__cube__"]["timeline"]), (2, 0))
+        self.assertEqual(c.timeline, 1)
+        self.assertFalse((self.l3 / "job" / "step-0000000003").exists())
+        c.save(3, {"fresh": torch.ones(2)})
+        c.wait()
+        self.assertEqual(self.record(self.l1, 3)["timeline"], 1)
+        self.assertEqual(json.loads(manifest(self.l3, 3).read_text())["timeline"], 1)
+        back = self.ckpt().load_latest()
+        self.assertEqual((back["__cube__"]["step"], back["__cube__"]["timeline"]), (3, 1))
+
+    def test_a_fresh_start_beside_older_steps_is_a_new_timeline(self) -> None:
+        self.save_steps(2)
+        for step in (1, 2):
+            flip_byte(slot_of(self.l1, step))
+            flip_byte(l3_shard(self.l3, step))
+        c = self.ckpt()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", cube.CheckpointWarning)
+            self.assertIsNone(c.load_latest())
+        self.assertEqual(c.timeline, 1)
+
+    def test_records_of_two_timelines_never_make_a_local_manifest(self) -> None:
+        opts = {"world_size": 2, "local_ranks": [0, 1], "l3_dir": None}
+        old, new = self.ckpt(rank=1, attempt=0, **opts), self.ckpt(rank=0, attempt=1, **opts)
+        old.save(5, {"x": torch.tensor([0.0])})
+        old.wait()
+        new.save(5, {"x": torch.tensor([1.0])})
+        new.wait()
+        self.assertEqual((self.record(self.l1, 5, 0)["timeline"], self.record(self.l1, 5, 1)["timeline"]), (1, 0))
+        self.assertFalse(manifest(self.l1, 5).exists())
+
+    def test_shards_records_manifests_and_slots_are_private_to_the_user(self) -> None:
+        old = os.umask(0o022)
+        self.addCleanup(os.umask, old)
+        c = self.ckpt()
+        c.save(1, {"x": torch.ones(1)})
+        c.wait()
+        files = [
+            self.l1 / "job" / "step-0000000001" / "rank-00000.json",
+            manifest(self.l1, 1),
+            slot_of(self.l1, 1),
+            l3_shard(self.l3, 1),
+            self.l3 / "job" / "step-0000000001" / "rank-00000.json",
+            manifest(self.l3, 1),
+        ]
+        for f in files:
+            self.assertEqual(os.stat(f).st_mode & 0o777, 0o600, f)
+        for d in (self.l1 / "job", self.l1 / "job" / "slots", self.l1 / "job" / "step-0000000001"):
+            self.assertEqual(os.stat(d).st_mode & 0o777, 0o700, d)
+
+    def test_an_l1_directory_others_may_write_to_is_refused(self) -> None:
+        os.chmod(self.l1, 0o777)
+        with self.assertRaises(cube.CheckpointError) as cm:
+            self.ckpt()
+        self.assertIn("writable by every user", str(cm.exception))
+        self.assertEqual(cm.exception.where["file"], str(self.l1))
 
 
 class SlotSafetyTest(LevelsTestCase):

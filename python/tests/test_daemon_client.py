@@ -31,6 +31,9 @@ class FakeDaemon:
         self.corrupt: set[int] = set()
         # Steps whose shard reply announces more bytes than it sends, then hangs up.
         self.short: set[int] = set()
+        # Steps listed with another timeline than their record's (a peer replaced the step).
+        self.listed_timeline: dict[int, int] = {}
+        self.prunes: list[dict[str, Any]] = []
         self.l1 = l1
         daemon = self
 
@@ -59,6 +62,9 @@ class FakeDaemon:
                     return self.reply(202, {})
                 if path.endswith("/register") or path.endswith("/lease"):
                     return self.reply(200, {})
+                if path.endswith("/prune"):
+                    daemon.prunes.append(body)
+                    return self.reply(200, {"node": "node-a", "pruned": [], "peers": []})
                 self.reply(
                     404,
                     {"error": {"code": "UNKNOWN_ID", "message": f"no route {path}", "where": {"path": path}}},
@@ -76,7 +82,19 @@ class FakeDaemon:
                         200,
                         {
                             "steps": [
-                                {"step": s, "sources": [{"level": "L2", "node": "node-b"}]} for s in steps
+                                {
+                                    "step": s,
+                                    "sources": [
+                                        {
+                                            "level": "L2",
+                                            "node": "node-b",
+                                            "timeline": daemon.listed_timeline.get(
+                                                s, daemon.records[(s, rank)].get("timeline", 0)
+                                            ),
+                                        }
+                                    ],
+                                }
+                                for s in steps
                             ]
                         },
                     )
@@ -145,7 +163,9 @@ class DaemonClientTest(LevelsTestCase):
         c.close()
         shutil.rmtree(self.l1 / "job")
         back = self.ckpt(socket=self.sock).load_latest()
-        self.assertEqual(back["__cube__"], {"step": 2, "level": "L2", "source": "daemon:L2@node-b"})
+        self.assertEqual(
+            back["__cube__"], {"step": 2, "timeline": 0, "level": "L2", "source": "daemon:L2@node-b"}
+        )
         self.assertEqual(back["tag"], ("t", 2))
         self.daemon.corrupt.add(2)
         c = self.ckpt(socket=self.sock)
@@ -174,6 +194,37 @@ class DaemonClientTest(LevelsTestCase):
             back = c.load_latest(prune_newer=False)
         self.assertEqual(back["__cube__"]["step"], 1)
         self.assertTrue(torch.equal(back["x"], torch.full((4096,), 1.0)))
+
+    def test_restoring_an_older_step_asks_the_daemon_to_prune_the_abandoned_replicas(self) -> None:
+        c = self.ckpt(socket=self.sock)
+        for step in (1, 2, 3):
+            c.save(step, {"x": torch.tensor([float(step)])})
+        c.close()
+        shutil.rmtree(self.l1 / "job")
+        self.daemon.corrupt.add(3)
+        c = self.ckpt(socket=self.sock)
+        with self.assertWarns(cube.CheckpointWarning):
+            back = c.load_latest()
+        self.assertEqual((back["__cube__"]["step"], c.timeline), (2, 1))
+        self.assertEqual(self.daemon.prunes, [{"afterStep": 2, "timeline": 1}])
+        # A plain resume of the newest step abandons nothing: no prune.
+        self.daemon.corrupt.clear()
+        self.daemon.prunes.clear()
+        self.assertEqual(self.ckpt(socket=self.sock).load_latest()["__cube__"]["step"], 3)
+        self.assertEqual(self.daemon.prunes, [])
+
+    def test_a_replica_listed_for_one_timeline_but_recorded_in_another_is_never_loaded(self) -> None:
+        c = self.ckpt(socket=self.sock)
+        for step in (1, 2):
+            c.save(step, {"x": torch.tensor([float(step)])})
+        c.close()
+        shutil.rmtree(self.l1 / "job")
+        self.daemon.listed_timeline[2] = 5
+        c = self.ckpt(socket=self.sock)
+        with self.assertWarns(cube.CheckpointWarning):
+            back = c.load_latest(prune_newer=False)
+        self.assertEqual(back["__cube__"]["step"], 1)
+        self.assertTrue(any("timeline 0, expected 5" in str(e) for e in c.errors()), c.errors())
 
     def test_daemon_errors_keep_their_code(self) -> None:
         client = cube.DaemonClient(self.sock, "job")

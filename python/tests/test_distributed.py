@@ -51,6 +51,33 @@ RANK_SCRIPT = textwrap.dedent(
 )
 
 
+TIMELINE_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import torch, torch.distributed as dist
+    import cube
+    root = sys.argv[1]
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    # One node per rank, no L3: rank 1's node never got step 3.
+    opts = dict(job="job", node=f"node-{rank}", l1_dir=f"{root}/node-{rank}", l3_dir=None,
+                local_ranks=[rank], attempt=0)
+    c = cube.Checkpointer(**opts)
+    for step in (1, 2, 3) if rank == 0 else (1, 2):
+        c.save(step, {"x": torch.tensor([float(step)])})
+    c.close()
+    dist.barrier()
+    c = cube.Checkpointer(**opts)
+    s = c.load_latest()
+    c.save(3, {"x": torch.tensor([30.0])})
+    c.close()
+    rec = json.load(open(f"{root}/node-{rank}/job/step-0000000003/rank-0000{rank}.json"))
+    print("RESULT " + json.dumps([s["__cube__"]["step"], s["__cube__"]["timeline"], c.timeline, rec["timeline"]]), flush=True)
+    dist.destroy_process_group()
+    """
+)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -97,6 +124,39 @@ class AgreementTest(unittest.TestCase):
         self.assertEqual(results[1]["a"], [3, "L3", 1])
         self.assertEqual(results[0]["b"], [2, "L1", 0])
         self.assertEqual(results[1]["b"], [2, "L1", 1])
+
+
+    def test_every_rank_takes_the_new_timeline_when_only_one_saw_a_newer_step(self) -> None:
+        root = Path(tempfile.mkdtemp(prefix="cube-test-tl-", dir="/dev/shm"))
+        self.addCleanup(shutil.rmtree, root, True)
+        port = str(free_port())
+        procs = []
+        for rank in (0, 1):
+            env = subprocess_env(
+                MASTER_ADDR="127.0.0.1", MASTER_PORT=port, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK="0"
+            )
+            procs.append(
+                subprocess.Popen(
+                    [PYTHON, "-c", TIMELINE_SCRIPT, str(root)],
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        results = []
+        for p in procs:
+            try:
+                out, err = p.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                for q in procs:
+                    q.kill()
+                raise
+            self.assertEqual(p.returncode, 0, err)
+            line = next(l for l in out.splitlines() if l.startswith("RESULT "))
+            results.append(json.loads(line[len("RESULT ") :]))
+        # Both restore step 2 (timeline 0); rank 0's step 3 is abandoned, so both save timeline 1.
+        self.assertEqual(results, [[2, 0, 1, 1], [2, 0, 1, 1]])
 
 
 if __name__ == "__main__":

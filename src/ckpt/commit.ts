@@ -5,7 +5,7 @@
 import { CubeError } from '../core/index.ts';
 import { asStore, type LevelRoot } from './fs-store.ts';
 import type { DurableStore } from './l3-store.ts';
-import { fileKey, manifestKey } from './layout.ts';
+import { fileKey, manifestKey, recordKey } from './layout.ts';
 import { readManifest, readRecord } from './scan.ts';
 import {
   manifestSchema,
@@ -42,10 +42,15 @@ export function buildManifest(
     throw new CubeError('INVALID_VALUE', 'a manifest needs at least one shard record', {});
   const seen = new Set<number>();
   for (const r of records) {
-    if (r.job !== first.job || r.step !== first.step || r.worldSize !== first.worldSize)
+    if (
+      r.job !== first.job ||
+      r.step !== first.step ||
+      r.worldSize !== first.worldSize ||
+      r.timeline !== first.timeline
+    )
       throw new CubeError(
         'INVALID_VALUE',
-        `shard records disagree: rank ${r.rank} says job ${r.job} step ${r.step} worldSize ${r.worldSize}, rank ${first.rank} says job ${first.job} step ${first.step} worldSize ${first.worldSize}`,
+        `shard records disagree: rank ${r.rank} says job ${r.job} step ${r.step} worldSize ${r.worldSize} timeline ${r.timeline}, rank ${first.rank} says job ${first.job} step ${first.step} worldSize ${first.worldSize} timeline ${first.timeline}`,
         { where: { rank: r.rank } },
       );
     if (seen.has(r.rank))
@@ -72,6 +77,7 @@ export function buildManifest(
     level: options.level,
     worldSize: first.worldSize,
     layout: options.layout ?? { tp: 1, pp: 1, dp: first.worldSize },
+    timeline: first.timeline,
     shards,
     committedAt: newestSavedAt(records),
   });
@@ -99,6 +105,14 @@ export type CommitGap =
       readonly rank: number;
       readonly file: string;
       readonly message: string;
+    }
+  | {
+      /** Records of two timelines (an abandoned run's and the current one's) never combine. */
+      readonly kind: 'timeline-mismatch';
+      readonly rank: number;
+      readonly file: string;
+      readonly timeline: number;
+      readonly expected: number;
     }
   | {
       readonly kind: 'world-size-mismatch';
@@ -132,6 +146,7 @@ function sameShards(a: Manifest, b: Manifest): boolean {
     JSON.stringify([
       m.worldSize,
       m.level,
+      m.timeline,
       m.shards.map((s) => [s.rank, s.file, s.bytes, s.xxh3, s.node]),
     ]);
   return key(a) === key(b);
@@ -226,6 +241,18 @@ export async function tryCommit(
           worldSize: r.worldSize,
           expected: worldSize,
         });
+  // The newest timeline among the records is the live run's; an older one is a leftover of a
+  // run that restarted from an earlier step, and must not complete the step.
+  const timeline = records.reduce((t, r) => Math.max(t, r.timeline), 0);
+  for (const r of records)
+    if (r.timeline !== timeline)
+      gaps.push({
+        kind: 'timeline-mismatch',
+        rank: r.rank,
+        file: store.locate(recordKey(job, step, r.rank)),
+        timeline: r.timeline,
+        expected: timeline,
+      });
   if (gaps.length > 0) return { kind: 'incomplete', gaps: gaps.sort((a, b) => a.rank - b.rank) };
   if (options.level === 'L3' && worldSize !== undefined && records.length !== worldSize)
     throw new CubeError(

@@ -77,6 +77,7 @@ export async function persistStep(
       existing.kind === 'valid' &&
       existing.value.xxh3 === shard.xxh3 &&
       existing.value.bytes === shard.bytes &&
+      existing.value.timeline === manifest.timeline &&
       (await verifyShard(dst, job, existing.value, signal)).kind === 'ok'
     ) {
       skipped.push(rank);
@@ -118,6 +119,7 @@ export async function persistStep(
       xxh3: shard.xxh3,
       node: shard.node,
       savedAt: sourceRecord.kind === 'valid' ? sourceRecord.value.savedAt : manifest.committedAt,
+      timeline: manifest.timeline,
       extra: shard.extra,
     };
     await putRecord(dst, record, signal);

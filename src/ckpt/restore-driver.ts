@@ -1,7 +1,7 @@
 /**
  * Executing a restore plan's choice: verify each rank's shard before it is used, falling back
- * to the rank's next source, then to the next newest step (for every rank: they all restore
- * the same step). The Python client implements the same policy.
+ * to the rank's next source, then to the next candidate (step, timeline) pair (for every rank:
+ * they all restore the same pair). The Python client implements the same policy.
  */
 import { mapLimit } from './map-limit.ts';
 import type { RestorePlan, ShardSource } from './restore-plan.ts';
@@ -30,6 +30,7 @@ export const checkSourceLocally: SourceCheck = async (source, options) => {
 /** One check the driver made, in the order it made them. */
 export interface RestoreAttempt {
   readonly step: number;
+  readonly timeline: number;
   readonly rank: number;
   readonly level: Level;
   /** The node of an L1 or L2 source; null at L3. */
@@ -41,6 +42,8 @@ export type RestoreSelection =
   | {
       readonly kind: 'selected';
       readonly step: number;
+      /** Every rank's source has this timeline. */
+      readonly timeline: number;
       /** Each rank's verified source. */
       readonly ranks: readonly {
         readonly rank: number;
@@ -80,6 +83,7 @@ export async function selectRestore(
         const result = await check(source, signal);
         attempts.push({
           step: candidate.step,
+          timeline: candidate.timeline,
           rank: rank.rank,
           level: sourceLevel(source),
           node: 'node' in source ? source.node : null,
@@ -91,11 +95,17 @@ export async function selectRestore(
       return null;
     });
     if (!rejected && chosen.every((c) => c !== null))
-      return { kind: 'selected', step: candidate.step, ranks: chosen, attempts };
+      return {
+        kind: 'selected',
+        step: candidate.step,
+        timeline: candidate.timeline,
+        ranks: chosen,
+        attempts,
+      };
   }
   const reason =
     plan.candidates.length === 0
       ? `no committed step of ${plan.job} has a source for every one of its ${plan.worldSize} ranks`
-      : `every candidate step of ${plan.job} (${plan.candidates.map((c) => c.step).join(', ')}) has a rank without a verified shard`;
+      : `every candidate step of ${plan.job} (${plan.candidates.map((c) => `${c.step} timeline ${c.timeline}`).join(', ')}) has a rank without a verified shard`;
   return { kind: 'none', reason, attempts };
 }

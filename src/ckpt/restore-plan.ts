@@ -1,8 +1,10 @@
 /**
  * Choosing what to restore (docs/checkpoint-format.md, "Restore order"), as a pure function of
- * what the restoring ranks can see: every rank restores the same step, the newest for which
- * every rank has a source; each rank's sources are ordered own-node L1, then L2 (own node
- * first, then the others by name), then L3.
+ * what the restoring ranks can see: every rank restores the same (step, timeline) pair, the
+ * newest step for which every rank has a source of one timeline (then the highest timeline);
+ * each rank's sources are ordered own-node L1, then L2 (own node first, then the others by
+ * name), then L3. A shard of the same step number but another timeline is never a source: it
+ * belongs to a run that restarted from an older step, and combining it would mix two runs.
  */
 import type { LevelRoot } from './fs-store.ts';
 import { isCommitted, type StepStatus } from './scan.ts';
@@ -15,6 +17,8 @@ export interface Holding {
   readonly node: string | null;
   readonly job: string;
   readonly step: number;
+  /** The manifest's timeline (0 for files written before timelines existed). */
+  readonly timeline: number;
   readonly worldSize: number;
   readonly shards: readonly ManifestShard[];
   /** The level root, when it can be read from this process (a local path or a store). */
@@ -23,6 +27,7 @@ export interface Holding {
 
 interface SourceBase {
   readonly step: number;
+  readonly timeline: number;
   readonly shard: ManifestShard;
   readonly holding: Holding;
 }
@@ -55,9 +60,10 @@ export interface RankSources {
   readonly sources: readonly ShardSource[];
 }
 
-/** A step every rank has at least one source for. */
+/** A (step, timeline) pair every rank has at least one source for. */
 export interface StepCandidate {
   readonly step: number;
+  readonly timeline: number;
   readonly ranks: readonly RankSources[];
 }
 
@@ -66,8 +72,12 @@ export interface RestorePlan {
   readonly worldSize: number;
   /** Newest first; the first is the choice, the rest are the fallbacks. */
   readonly candidates: readonly StepCandidate[];
-  /** Steps that some rank has no source for, newest first (why they are not candidates). */
-  readonly incomplete: readonly { readonly step: number; readonly ranks: readonly number[] }[];
+  /** Pairs that some rank has no source for, newest first (why they are not candidates). */
+  readonly incomplete: readonly {
+    readonly step: number;
+    readonly timeline: number;
+    readonly ranks: readonly number[];
+  }[];
 }
 
 export interface RestoreRequest {
@@ -87,17 +97,19 @@ const order: Readonly<Record<ShardSource['kind'], number>> = { 'own-l1': 0, l2: 
  */
 export function planRestore(request: RestoreRequest): RestorePlan {
   const { job, worldSize, rankNodes } = request;
-  const byStep = new Map<number, Holding[]>();
+  // Keyed by the pair: holdings of one step number but two timelines are two candidates.
+  const byPair = new Map<string, { step: number; timeline: number; holdings: Holding[] }>();
   for (const h of request.holdings) {
     if (h.job !== job || h.worldSize !== worldSize) continue;
-    const list = byStep.get(h.step) ?? [];
-    list.push(h);
-    byStep.set(h.step, list);
+    const key = `${h.step}:${h.timeline}`;
+    const entry = byPair.get(key) ?? { step: h.step, timeline: h.timeline, holdings: [] };
+    entry.holdings.push(h);
+    byPair.set(key, entry);
   }
   const candidates: StepCandidate[] = [];
-  const incomplete: { step: number; ranks: number[] }[] = [];
-  for (const step of [...byStep.keys()].sort((a, b) => b - a)) {
-    const holdings = byStep.get(step) ?? [];
+  const incomplete: { step: number; timeline: number; ranks: number[] }[] = [];
+  const pairs = [...byPair.values()].sort((a, b) => b.step - a.step || b.timeline - a.timeline);
+  for (const { step, timeline, holdings } of pairs) {
     const ranks: RankSources[] = [];
     const without: number[] = [];
     for (let rank = 0; rank < worldSize; rank++) {
@@ -106,7 +118,7 @@ export function planRestore(request: RestoreRequest): RestorePlan {
       for (const holding of holdings) {
         const shard = holding.shards.find((s) => s.rank === rank);
         if (shard === undefined) continue;
-        const base = { step, shard, holding };
+        const base = { step, timeline, shard, holding };
         if (holding.level === 'L1') {
           // Another node's memory is not a restore source: that node may be the failed one.
           if (holding.node === node) sources.push({ ...base, kind: 'own-l1', node });
@@ -124,8 +136,8 @@ export function planRestore(request: RestoreRequest): RestorePlan {
       if (sources.length === 0) without.push(rank);
       ranks.push({ rank, node, sources });
     }
-    if (without.length === 0) candidates.push({ step, ranks });
-    else incomplete.push({ step, ranks: without });
+    if (without.length === 0) candidates.push({ step, timeline, ranks });
+    else incomplete.push({ step, timeline, ranks: without });
   }
   return { job, worldSize, candidates, incomplete };
 }
@@ -148,6 +160,7 @@ export function holdingsFromStatuses(
       node: s.level === 'L3' ? null : where.node,
       job: s.job,
       step: s.step,
+      timeline: m.timeline,
       worldSize: m.worldSize,
       shards: m.shards,
       ...(where.root === undefined ? {} : { root: where.root }),

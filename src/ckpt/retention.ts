@@ -53,30 +53,59 @@ export interface RetentionOptions {
 }
 
 /**
+ * How recent a step is: by timeline, then by step number. A run that restarted from an older
+ * step writes a higher timeline, so its steps are newer than any step of the abandoned run, even
+ * ones with larger numbers (docs/checkpoint-format.md, "Timelines"). A step whose timeline nothing
+ * says yet (a replica in flight, no record written) counts as of the newest timeline present.
+ */
+function recency(
+  status: StepStatus,
+  newestTimeline: number,
+): readonly [timeline: number, step: number] {
+  return [status.timeline ?? newestTimeline, status.step];
+}
+
+function newer(a: readonly [number, number], b: readonly [number, number]): boolean {
+  return a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
+}
+
+/**
  * Decides, for one job, which steps each level keeps. A level root's "complete" step here is
  * a committed one (a valid manifest: complete, or partial at L1/L2, where a node's root holds
- * its own ranks). Per level the newest `keep` committed steps stay; besides, no level deletes
- * the newest committed step of any level passed in, a leased step, or a step newer than its
- * level's newest committed one (it may be in flight; with nothing committed, nothing goes).
+ * its own ranks). Steps are ordered by timeline, then step number (`recency`). Per level the
+ * newest `keep` committed steps stay; besides, no level deletes the newest committed step of
+ * any level passed in, a leased step, or a step newer than its level's newest committed one
+ * (it may be in flight; with nothing committed, nothing goes).
  */
 export function planRetention(
   statuses: Partial<Readonly<Record<Level, readonly StepStatus[]>>>,
   options: RetentionOptions = {},
 ): RetentionDecision[] {
-  const newestOf = (list: readonly StepStatus[]): number | undefined =>
+  const newestTimeline = levels
+    .flatMap((l) => statuses[l] ?? [])
+    .reduce((t, s) => Math.max(t, s.timeline ?? 0), 0);
+  const key = (s: StepStatus): readonly [number, number] => recency(s, newestTimeline);
+  const newestOf = (list: readonly StepStatus[]): StepStatus | undefined =>
     list
       .filter(isCommitted)
-      .reduce<number | undefined>((m, s) => Math.max(m ?? s.step, s.step), undefined);
+      .reduce<StepStatus | undefined>(
+        (m, s) => (m === undefined || newer(key(s), key(m)) ? s : m),
+        undefined,
+      );
   const protectedSteps = new Set<number>();
   for (const level of levels) {
     const newest = newestOf(statuses[level] ?? []);
-    if (newest !== undefined) protectedSteps.add(newest);
+    if (newest !== undefined) protectedSteps.add(newest.step);
   }
   const decisions: RetentionDecision[] = [];
   for (const level of levels) {
-    const list = [...(statuses[level] ?? [])].sort((a, b) => b.step - a.step);
+    const list = [...(statuses[level] ?? [])].sort((a, b) => {
+      const [ka, kb] = [key(a), key(b)];
+      return kb[0] - ka[0] || kb[1] - ka[1];
+    });
     const keep = Math.max(0, options.keep?.[level] ?? defaultKeep[level]);
-    const newest = newestOf(list);
+    const newestStatus = newestOf(list);
+    const newest = newestStatus === undefined ? undefined : key(newestStatus);
     let committedSeen = 0;
     for (const status of list) {
       const step = status.step;
@@ -89,7 +118,7 @@ export function planRetention(
         step,
         reason,
       });
-      if (newest === undefined || step > newest) decisions.push(keepFor('in-flight'));
+      if (newest === undefined || newer(key(status), newest)) decisions.push(keepFor('in-flight'));
       else if (options.isLeased?.(step) === true) decisions.push(keepFor('leased'));
       else if (protectedSteps.has(step)) decisions.push(keepFor('newest-complete'));
       else if (position < keep) decisions.push(keepFor('within-keep'));

@@ -35,6 +35,8 @@ export interface SaveShardOptions {
   readonly extra?: z.infer<typeof extraSchema>;
   /** L1: write into `slots/rank-R/slot-N.safetensors` in place instead of the step directory. */
   readonly slot?: number;
+  /** The run's timeline (default 0; see docs/checkpoint-format.md, "Timelines"). */
+  readonly timeline?: number;
   readonly alignBytes?: number;
   readonly now?: () => Date;
   readonly signal?: AbortSignal;
@@ -70,7 +72,7 @@ export async function saveShard(root: LevelRoot, options: SaveShardOptions): Pro
       });
     const path = store.pathOf(key);
     try {
-      await mkdir(dirname(path), { recursive: true });
+      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     } catch (cause) {
       throw storageError('create the directory for', path, cause);
     }
@@ -87,6 +89,7 @@ export async function saveShard(root: LevelRoot, options: SaveShardOptions): Pro
     xxh3: written.xxh3,
     node: options.node,
     savedAt: (options.now ?? (() => new Date()))().toISOString(),
+    timeline: options.timeline ?? 0,
     extra: options.extra ?? {},
   });
   await putRecord(store, record, options.signal === undefined ? {} : { signal: options.signal });

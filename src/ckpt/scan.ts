@@ -179,6 +179,13 @@ export type StepProblem =
       readonly file: string;
       readonly rank: number;
       readonly message: string;
+    }
+  | {
+      /** Records of one step from two timelines: they must never be combined into a manifest. */
+      readonly kind: 'timelines-mixed';
+      readonly file: string;
+      readonly timelines: readonly number[];
+      readonly message: string;
     };
 
 /**
@@ -208,6 +215,11 @@ export interface StepStatus {
   readonly complete: boolean;
   /** The world size the manifest (or the records) give; null when nothing says. */
   readonly worldSize: number | null;
+  /**
+   * The timeline the manifest gives, or, without one, the newest the records give; null when
+   * nothing says (docs/checkpoint-format.md, "Timelines").
+   */
+  readonly timeline: number | null;
   /**
    * Ranks whose shard is here and matches: listed by the valid manifest, or, for an
    * uncommitted step, recorded with a file of the recorded size. Empty when invalid.
@@ -296,6 +308,7 @@ export async function stepStatus(
       state: 'invalid',
       complete: false,
       worldSize: null,
+      timeline: null,
       ranks: [],
       shards: [],
       bytes: 0,
@@ -325,6 +338,7 @@ export async function stepStatus(
       state: !ok ? 'invalid' : absent.length === 0 ? 'complete' : 'partial',
       complete: ok && absent.length === 0,
       worldSize: manifest.worldSize,
+      timeline: manifest.timeline,
       ranks: ok ? shards.map((s) => s.rank) : [],
       shards: ok ? shards.map(({ rank, file, bytes }) => ({ rank, file, bytes })) : [],
       bytes: ok ? sum(shards.map((s) => s.bytes)) : 0,
@@ -335,6 +349,7 @@ export async function stepStatus(
   // No manifest: report what the records say is already durable here (in flight, or left over).
   const problems: StepProblem[] = [];
   const present: StepShard[] = [];
+  const timelines = new Set<number>();
   let worldSize: number | null = null;
   for (const rank of await listRecordRanks(store, job, step, options)) {
     const record = await readRecord(store, job, step, rank, options);
@@ -344,19 +359,31 @@ export async function stepStatus(
       continue;
     }
     worldSize ??= record.value.worldSize;
+    timelines.add(record.value.timeline);
     const problem = await checkShardFile(store, job, step, record.value, options);
     if (problem === null)
       present.push({ rank, file: record.value.file, bytes: record.value.bytes });
     else problems.push(problem);
   }
+  const seen = [...timelines].sort((a, b) => a - b);
+  const mixed = seen.length > 1;
+  if (mixed)
+    problems.push({
+      kind: 'timelines-mixed',
+      file: base.location,
+      timelines: seen,
+      message: `${base.location}: the shard records come from timelines ${seen.join(', ')}; records of different timelines never make one checkpoint (a leftover of a run that restarted from an older step)`,
+    });
   return {
     ...base,
-    state: 'uncommitted',
+    // Mixed records can never be committed as they are: the step is unusable, not in flight.
+    state: mixed ? 'invalid' : 'uncommitted',
     complete: false,
     worldSize,
-    ranks: present.map((p) => p.rank),
-    shards: present,
-    bytes: sum(present.map((p) => p.bytes)),
+    timeline: seen.at(-1) ?? null,
+    ranks: mixed ? [] : present.map((p) => p.rank),
+    shards: mixed ? [] : present,
+    bytes: mixed ? 0 : sum(present.map((p) => p.bytes)),
     manifest: null,
     problems,
   };

@@ -20,6 +20,13 @@ export const worldSizeSchema = z
   .int()
   .min(1)
   .max(maxRank + 1);
+/**
+ * A checkpoint's timeline: a run counter that changes whenever training restarts from an older
+ * step (docs/checkpoint-format.md, "Timelines"). Files written before timelines existed have
+ * none and read as 0.
+ */
+export const timelineSchema = z.int().min(0).max(Number.MAX_SAFE_INTEGER);
+
 export const xxh3Schema = z.string().regex(/^[0-9a-f]{16}$/, 'xxh3 is 16 lowercase hex digits');
 
 /**
@@ -34,11 +41,31 @@ export const relativeFileSchema = z
     'a file is a relative path inside the job directory (no "..", no hidden names, no leading "/")',
   );
 
+/** How deep `extra` may nest: deeper input would overflow the stack of the recursive check. */
+export const maxExtraDepth = 128;
+
+/** True when `value` nests objects or arrays more than `max` deep (iterative: never recurses). */
+function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth >= max) return true;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 /**
  * The trainer's non-tensor state: a JSON object, opaque to the engine (the Python client
  * writes `{format: "cube.state/1", tree: ...}`, see docs/checkpoint-format.md).
  */
-export const extraSchema = z.record(z.string(), z.json());
+export const extraSchema = z
+  .unknown()
+  .refine((value) => !nestedDeeperThan(value, maxExtraDepth), {
+    message: `extra state is nested more than ${maxExtraDepth} levels deep`,
+  })
+  .pipe(z.record(z.string(), z.json()));
 
 /** The shard record `rank-RRRRR.json` (format `cube.shard/1`). */
 export const shardRecordSchema = z
@@ -53,6 +80,7 @@ export const shardRecordSchema = z
     xxh3: xxh3Schema,
     node: z.string().min(1),
     savedAt: z.iso.datetime({ offset: true }),
+    timeline: timelineSchema.default(0),
     // A writer with no extra state may leave it out; the engine always has one.
     extra: extraSchema.default({}),
   })
@@ -90,6 +118,8 @@ export const manifestSchema = z
     level: levelSchema,
     worldSize: worldSizeSchema,
     layout: layoutSchema,
+    /** Every listed shard's record has this timeline: a manifest never mixes two. */
+    timeline: timelineSchema.default(0),
     shards: z.array(manifestShardSchema),
     committedAt: z.iso.datetime({ offset: true }),
   })

@@ -143,6 +143,8 @@ export interface StepVerification {
    * checked against the records (a restore never uses it, but a later commit would).
    */
   readonly state: StepState;
+  /** The step's timeline at this level (see `StepStatus.timeline`). */
+  readonly timeline: number | null;
   /** True when the manifest is valid and every shard it lists checks out. */
   readonly ok: boolean;
   readonly shards: readonly ShardCheck[];
@@ -163,7 +165,14 @@ export async function verifyStep(
 ): Promise<StepVerification> {
   const store = asStore(root);
   const status = await stepStatus(store, job, step, options);
-  const base = { job, step, level: options.level, location: status.location, state: status.state };
+  const base = {
+    job,
+    step,
+    level: options.level,
+    location: status.location,
+    state: status.state,
+    timeline: status.timeline,
+  };
   if (status.state === 'uncommitted') {
     const records = await mapLimit(await listRecordRanks(store, job, step, options), 4, (rank) =>
       readRecord(store, job, step, rank, options),

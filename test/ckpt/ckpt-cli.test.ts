@@ -28,20 +28,58 @@ async function jobDir(name: string): Promise<string> {
   return base;
 }
 
+describe('timelines in cube ckpt', () => {
+  test('ls, verify and inspect show each step timeline, per level where they differ', async () => {
+    const base = join(dir, 'timelines');
+    // Step 40 of timeline 2 at L1; at L3 an abandoned run's step 40 (timeline 1) is still there.
+    await writeStep(join(base, 'L1'), 'gpt', 40, {
+      worldSize: 2,
+      level: 'L1',
+      slot: 0,
+      timeline: 2,
+    });
+    await writeStep(join(base, 'L3'), 'gpt', 40, { worldSize: 2, timeline: 1 });
+    const ls = await run('ckpt', 'ls', base, '--json');
+    assert.equal(ls.code, 0, ls.stderr);
+    const row = (JSON.parse(ls.stdout) as { steps: Record<string, unknown>[] }).steps[0];
+    assert.deepEqual([row?.['timeline'], row?.['timelines']], [2, { L1: 2, L2: null, L3: 1 }]);
+    const table = await run('ckpt', 'ls', base);
+    assert.match(table.stdout, /40\s+2\/1\s+2\/2 complete/);
+    const verify = await run('ckpt', 'verify', base);
+    assert.match(verify.stdout, /step 40 L1 timeline 2: ok/);
+    assert.match(verify.stdout, /restore would choose step 40 timeline 2 \(rank 0 from L1/);
+    const inspect = await run('ckpt', 'inspect', base, '--step', '40', '--json');
+    const report = JSON.parse(inspect.stdout) as {
+      timeline: number;
+      shards: { timeline: number }[];
+    };
+    assert.deepEqual([report.timeline, report.shards.map((s) => s.timeline)], [2, [2, 2]]);
+  });
+});
+
 describe('cube ckpt ls', () => {
   let base = '';
   before(async () => {
     base = await jobDir('ls');
   });
 
-  test('--json prints exactly {steps: [{step, levels, complete, bytes}]}', async () => {
+  test('--json prints {steps: [{step, levels, complete, bytes}]}, extended by the timeline', async () => {
     // As automation runs it: a real `cube` process.
     const r = await cube('ckpt', 'ls', base, '--json');
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as { steps: Record<string, unknown>[] };
     assert.deepEqual(Object.keys(out), ['steps']);
     for (const row of out.steps) {
-      assert.deepEqual(Object.keys(row), ['step', 'levels', 'complete', 'bytes']);
+      assert.deepEqual(Object.keys(row), [
+        'step',
+        'levels',
+        'complete',
+        'bytes',
+        'timeline',
+        'timelines',
+      ]);
+      assert.equal(row['timeline'], 0);
+      assert.deepEqual(Object.keys(row['timelines'] as object), ['L1', 'L2', 'L3']);
       assert.deepEqual(Object.keys(row['levels'] as object), ['L1', 'L2', 'L3']);
       assert.deepEqual(Object.keys(row['complete'] as object), ['L1', 'L2', 'L3']);
       assert.equal(typeof row['bytes'], 'number');
@@ -66,8 +104,8 @@ describe('cube ckpt ls', () => {
     const r = await run('ckpt', 'ls', base);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /job gpt/);
-    assert.match(r.stdout, /10\s+2\/2 complete\s+2\/2 complete\s+2\/2 complete/);
-    assert.match(r.stdout, /30\s+-\s+-\s+1\/2 no manifest/);
+    assert.match(r.stdout, /10\s+0\s+2\/2 complete\s+2\/2 complete\s+2\/2 complete/);
+    assert.match(r.stdout, /30\s+0\s+-\s+-\s+1\/2 no manifest/);
   });
 
   test('a single level root and a single job directory are understood too', async () => {
@@ -125,9 +163,15 @@ describe('cube ckpt verify', () => {
     const base = await jobDir('verify-ok');
     const r = await run('ckpt', 'verify', base);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /step 10 L3: ok \(2 shards\)/);
-    assert.match(r.stdout, /step 30 L3: ok \(1 shard, no manifest: not a checkpoint yet\)/);
-    assert.match(r.stdout, /restore would choose step 20 \(rank 0 from L1, rank 1 from L1\)/);
+    assert.match(r.stdout, /step 10 L3 timeline 0: ok \(2 shards\)/);
+    assert.match(
+      r.stdout,
+      /step 30 L3 timeline 0: ok \(1 shard, no manifest: not a checkpoint yet\)/,
+    );
+    assert.match(
+      r.stdout,
+      /restore would choose step 20 timeline 0 \(rank 0 from L1, rank 1 from L1\)/,
+    );
   });
 
   test('a flipped byte exits 1, naming the file, and the restore falls back', async () => {
@@ -145,7 +189,7 @@ describe('cube ckpt verify', () => {
         ok: boolean;
         shards: { file: string; result: string }[];
       }[];
-      restore: { step: number; sources: { rank: number; level: string }[] };
+      restore: { step: number; timeline: number; sources: { rank: number; level: string }[] };
     };
     assert.equal(out.ok, false);
     const bad = out.checked.find((c) => !c.ok);
@@ -156,6 +200,7 @@ describe('cube ckpt verify', () => {
     );
     assert.deepEqual(out.restore, {
       step: 20,
+      timeline: 0,
       sources: [
         { rank: 0, level: 'L1' },
         { rank: 1, level: 'L2' },

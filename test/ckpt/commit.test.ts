@@ -46,6 +46,26 @@ describe('tryCommit', () => {
     assert.equal(existsSync(manifestPath(root, 10)), false);
   });
 
+  test('records of two timelines never make a manifest: the older is named as a mismatch', async () => {
+    // Issue 13, finding 5: rank 1's record is left from a run that restarted from an older step.
+    const root = freshRoot();
+    await writeStep(root, 'job', 10, {
+      worldSize: 2,
+      commit: false,
+      timeline: (rank) => (rank === 0 ? 3 : 2),
+    });
+    const result = await tryCommit(root, 'job', 10, { level: 'L3', expectRanks: [0, 1] });
+    assert.deepEqual(gapKinds(result), ['1:timeline-mismatch']);
+    assert.equal(existsSync(manifestPath(root, 10)), false);
+  });
+
+  test('the manifest carries the timeline of its records', async () => {
+    const root = freshRoot();
+    await writeStep(root, 'job', 10, { worldSize: 2, timeline: 4 });
+    const read = await readManifest(root, 'job', 10);
+    assert.equal(read.kind === 'valid' && read.value.timeline, 4);
+  });
+
   test('a record whose shard file is gone keeps the step uncommitted', async () => {
     const root = freshRoot();
     await writeStep(root, 'job', 10, { worldSize: 2, commit: false });

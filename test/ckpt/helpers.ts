@@ -46,6 +46,8 @@ export async function writeStep(
     readonly commit?: boolean;
     readonly node?: string;
     readonly slot?: number;
+    /** Per rank (a function) or for all; default 0. */
+    readonly timeline?: number | ((rank: number) => number);
   },
 ): Promise<ShardRecord[]> {
   const ranks = options.ranks ?? Array.from({ length: options.worldSize }, (_, r) => r);
@@ -61,6 +63,8 @@ export async function writeStep(
         tensors: sampleTensors(step, rank),
         extra: { rng: { python: [rank, step] }, data: { position: step * 10 } },
         ...(options.slot === undefined ? {} : { slot: options.slot }),
+        timeline:
+          typeof options.timeline === 'function' ? options.timeline(rank) : (options.timeline ?? 0),
       }),
     );
   if (options.commit !== false) {

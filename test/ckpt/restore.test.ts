@@ -15,7 +15,13 @@ import {
 } from '../../src/ckpt/index.ts';
 import { flipByte, tempDir, writeStep } from './helpers.ts';
 
-function holding(level: Level, node: string | null, step: number, ranks: number[]): Holding {
+function holding(
+  level: Level,
+  node: string | null,
+  step: number,
+  ranks: number[],
+  timeline = 0,
+): Holding {
   const shards: ManifestShard[] = ranks.map((rank) => ({
     rank,
     file: `step-${step}/rank-${rank}`,
@@ -24,7 +30,7 @@ function holding(level: Level, node: string | null, step: number, ranks: number[
     node: node ?? 'n',
     extra: {},
   }));
-  return { level, node, job: 'job', step, worldSize: 2, shards };
+  return { level, node, job: 'job', step, timeline, worldSize: 2, shards };
 }
 
 describe('planRestore', () => {
@@ -67,7 +73,55 @@ describe('planRestore', () => {
       plan.candidates.map((c) => c.step),
       [30, 20, 10],
     );
-    assert.deepEqual(plan.incomplete, [{ step: 40, ranks: [1] }]);
+    assert.deepEqual(plan.incomplete, [{ step: 40, timeline: 0, ranks: [1] }]);
+  });
+
+  test("an abandoned timeline's replica numbered like a new step is not a source for it", () => {
+    // Issue 13, finding 5: rank 0's node holds its own step 30 of timeline 1; rank 1 has only
+    // a replica of step 30 from timeline 0 (a run that later restarted from step 20).
+    const plan = planRestore({
+      job: 'job',
+      worldSize: 2,
+      rankNodes: ['a', 'b'],
+      holdings: [
+        holding('L1', 'a', 30, [0], 1),
+        holding('L2', 'c', 30, [1], 0),
+        holding('L3', null, 20, [0, 1], 1),
+        holding('L3', null, 20, [0, 1], 0),
+      ],
+    });
+    assert.deepEqual(
+      plan.candidates.map((c) => [c.step, c.timeline]),
+      [
+        [20, 1],
+        [20, 0],
+      ],
+    );
+    assert.deepEqual(
+      plan.incomplete.map((c) => [c.step, c.timeline, c.ranks]),
+      [
+        [30, 1, [1]],
+        [30, 0, [0]],
+      ],
+    );
+    for (const rank of plan.candidates[0]!.ranks)
+      assert.ok(rank.sources.every((s) => s.timeline === 1 && s.holding.timeline === 1));
+  });
+
+  test('of two complete timelines of one step the higher one is chosen', () => {
+    const plan = planRestore({
+      job: 'job',
+      worldSize: 2,
+      rankNodes: ['a', 'b'],
+      holdings: [holding('L3', null, 30, [0, 1], 0), holding('L3', null, 30, [0, 1], 2)],
+    });
+    assert.deepEqual(
+      plan.candidates.map((c) => [c.step, c.timeline]),
+      [
+        [30, 2],
+        [30, 0],
+      ],
+    );
   });
 
   test('holdings of another world size or job are ignored', () => {

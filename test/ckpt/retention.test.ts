@@ -16,7 +16,12 @@ import {
 } from '../../src/ckpt/index.ts';
 import { recordingStore, tempDir, writeStep } from './helpers.ts';
 
-function status(level: Level, step: number, state: StepState): StepStatus {
+function status(
+  level: Level,
+  step: number,
+  state: StepState,
+  timeline: number | null = 0,
+): StepStatus {
   return {
     job: 'job',
     step,
@@ -25,6 +30,7 @@ function status(level: Level, step: number, state: StepState): StepStatus {
     state,
     complete: state === 'complete',
     worldSize: 1,
+    timeline,
     ranks: [],
     shards: [],
     bytes: 0,
@@ -51,6 +57,30 @@ describe('planRetention', () => {
       '3:keep(within-keep)',
       '2:delete(beyond-keep)',
       '1:delete(beyond-keep)',
+    ]);
+  });
+
+  test("a restarted run's steps count as newer than an abandoned run's larger step numbers", () => {
+    // A peer missed the prune: it still holds steps 40 and 50 of timeline 0, while the run that
+    // restarted from step 30 (timeline 1) replicates 32, 34 and has 36 in flight (no record yet).
+    const decisions = planRetention(
+      {
+        L2: [
+          status('L2', 40, 'complete', 0),
+          status('L2', 50, 'complete', 0),
+          status('L2', 32, 'complete', 1),
+          status('L2', 34, 'complete', 1),
+          status('L2', 36, 'uncommitted', null),
+        ],
+      },
+      { keep: { L2: 2 } },
+    );
+    assert.deepEqual(summary(decisions, 'L2'), [
+      '36:keep(in-flight)',
+      '34:keep(newest-complete)',
+      '32:keep(within-keep)',
+      '50:delete(beyond-keep)',
+      '40:delete(beyond-keep)',
     ]);
   });
 

@@ -147,6 +147,37 @@ describe('scanning a level root', () => {
     assert.equal(status.worldSize, 3);
   });
 
+  test('records of one step from two timelines make the step invalid, never committable', async () => {
+    const root = freshRoot();
+    await writeStep(root, 'job', 5, {
+      worldSize: 2,
+      commit: false,
+      timeline: (rank) => rank,
+    });
+    const status = await stepStatus(root, 'job', 5, { level: 'L3' });
+    assert.equal(status.state, 'invalid');
+    assert.deepEqual(status.ranks, []);
+    assert.equal(status.timeline, 1);
+    const problem = status.problems.find((p) => p.kind === 'timelines-mixed');
+    assert.ok(problem !== undefined, JSON.stringify(status.problems));
+    assert.match(problem.message, /timelines 0, 1/);
+  });
+
+  test('records and manifests written before timelines existed read as timeline 0', async () => {
+    const root = freshRoot();
+    await writeStep(root, 'job', 7, { worldSize: 2, timeline: 0 });
+    for (const name of ['manifest.json', 'rank-00000.json', 'rank-00001.json']) {
+      const file = join(stepDir(root, 7), name);
+      const json = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+      delete json.timeline;
+      writeFileSync(file, JSON.stringify(json));
+    }
+    const status = await stepStatus(root, 'job', 7, { level: 'L3' });
+    assert.equal(status.state, 'complete');
+    assert.equal(status.timeline, 0);
+    assert.equal(status.manifest?.timeline, 0);
+  });
+
   test('listing ignores hidden names, temp files and names that are not jobs or steps', async () => {
     const root = freshRoot();
     await writeStep(root, 'job', 5, { worldSize: 1 });

@@ -91,6 +91,24 @@ function copyBytes(row: ReadonlyMap<Level, StepStatus>): number {
   return [...byRank.values()].reduce((a, b) => a + b, 0);
 }
 
+/**
+ * The step's timeline: the highest any level gives (levels can disagree when a run restarted
+ * from an older step and one level still holds the abandoned one), or null when none says.
+ */
+function rowTimeline(row: ReadonlyMap<Level, StepStatus>): number | null {
+  const found = [...row.values()].map((s) => s.timeline).filter((t): t is number => t !== null);
+  return found.length === 0 ? null : Math.max(...found);
+}
+
+/** `1`, or `0/1` (per level, in level order) when the levels hold different timelines. */
+function timelineCell(row: ReadonlyMap<Level, StepStatus>): string {
+  const found = levels
+    .map((l) => row.get(l)?.timeline)
+    .filter((t): t is number => t !== null && t !== undefined);
+  if (found.length === 0) return '-';
+  return new Set(found).size === 1 ? String(found[0]) : found.join('/');
+}
+
 function cell(status: StepStatus | undefined): string {
   if (status === undefined) return '-';
   const of = `${status.ranks.length}/${status.worldSize ?? '?'}`;
@@ -119,6 +137,8 @@ async function ls(dir: string, flags: CommonFlags, output: CliOutput): Promise<v
         levels: Object.fromEntries(levels.map((l) => [l, row.get(l)?.ranks.length ?? 0])),
         complete: Object.fromEntries(levels.map((l) => [l, row.get(l)?.complete ?? false])),
         bytes: copyBytes(row),
+        timeline: rowTimeline(row),
+        timelines: Object.fromEntries(levels.map((l) => [l, row.get(l)?.timeline ?? null])),
       })),
     });
     return;
@@ -131,9 +151,10 @@ async function ls(dir: string, flags: CommonFlags, output: CliOutput): Promise<v
   const shown = levels.filter((l) => cd.roots.some((r) => r.level === l));
   lines.push(
     renderTable(
-      ['step', ...shown, 'size'],
+      ['step', 'timeline', ...shown, 'size'],
       [...rows.entries()].map(([step, row]) => [
         step,
+        timelineCell(row),
         ...shown.map((l) => cell(row.get(l))),
         humanBytes(copyBytes(row)),
       ]),
@@ -181,7 +202,11 @@ async function verify(
   }
 
   // The step a restore on this node would pick, using these results as the checks.
-  let restore: { step: number; sources: { rank: number; level: Level }[] } | null = null;
+  let restore: {
+    step: number;
+    timeline: number;
+    sources: { rank: number; level: Level }[];
+  } | null = null;
   if (job !== null) {
     const statuses = [...rows.values()].flatMap((row) => [...row.values()]);
     const worldSize = statuses
@@ -197,7 +222,12 @@ async function verify(
       const selection = await selectRestore(plan, {
         check: (source) => {
           const found = results
-            .find((r) => r.step === source.step && r.level === sourceLevel(source))
+            .find(
+              (r) =>
+                r.step === source.step &&
+                r.level === sourceLevel(source) &&
+                r.timeline === source.timeline,
+            )
             ?.shards.find((s) => s.rank === source.shard.rank);
           return Promise.resolve(
             found ?? {
@@ -211,6 +241,7 @@ async function verify(
       if (selection.kind === 'selected')
         restore = {
           step: selection.step,
+          timeline: selection.timeline,
           sources: selection.ranks.map((r) => ({ rank: r.rank, level: sourceLevel(r.source) })),
         };
     }
@@ -226,6 +257,7 @@ async function verify(
         level: r.level,
         location: r.location,
         state: r.state,
+        timeline: r.timeline,
         ok: r.ok,
         shards: r.shards.map(checkJson),
         problems: r.problems.map((p) => ({ kind: p.kind, file: p.file, message: p.message })),
@@ -235,7 +267,7 @@ async function verify(
   else {
     const lines: string[] = [];
     for (const r of results) {
-      const head = `step ${r.step} ${r.level}`;
+      const head = `step ${r.step} ${r.level}${r.timeline === null ? '' : ` timeline ${r.timeline}`}`;
       const shards = `${r.shards.length} shard${r.shards.length === 1 ? '' : 's'}`;
       // An uncommitted step is never restored; its recorded shards are checked all the same.
       const note = r.state === 'uncommitted' ? ', no manifest: not a checkpoint yet' : '';
@@ -249,7 +281,7 @@ async function verify(
     lines.push(
       restore === null
         ? 'restore: no step has a verified shard for every rank'
-        : `restore would choose step ${restore.step} (${restore.sources.map((s) => `rank ${s.rank} from ${s.level}`).join(', ')})`,
+        : `restore would choose step ${restore.step} timeline ${restore.timeline} (${restore.sources.map((s) => `rank ${s.rank} from ${s.level}`).join(', ')})`,
     );
     output.out(lines.join('\n'));
   }
@@ -319,6 +351,7 @@ async function inspect(
       xxh3: manifestShard?.xxh3 ?? (record.kind === 'valid' ? record.value.xxh3 : null),
       node: manifestShard?.node ?? (record.kind === 'valid' ? record.value.node : null),
       savedAt: record.kind === 'valid' ? record.value.savedAt : null,
+      timeline: record.kind === 'valid' ? record.value.timeline : null,
       metadata: header.metadata,
       tensors: header.tensors.map((t) => ({
         name: t.name,
@@ -338,6 +371,7 @@ async function inspect(
     level: found.level,
     location: status.location,
     state: status.state,
+    timeline: status.timeline,
     worldSize: status.worldSize,
     shards,
   };
@@ -346,14 +380,14 @@ async function inspect(
     return;
   }
   const lines = [
-    `${job} step ${flags.step} at ${found.level}: ${status.state}, world size ${status.worldSize ?? '?'}`,
+    `${job} step ${flags.step} at ${found.level}: ${status.state}, timeline ${status.timeline ?? '?'}, world size ${status.worldSize ?? '?'}`,
     `  ${status.location}`,
   ];
   for (const s of shards) {
     lines.push(
       '',
       `rank ${s.rank}: ${s.file}`,
-      `  ${s.bytes} bytes, xxh3 ${s.xxh3 ?? '?'}, node ${s.node ?? '?'}, saved ${s.savedAt ?? '?'}`,
+      `  ${s.bytes} bytes, xxh3 ${s.xxh3 ?? '?'}, node ${s.node ?? '?'}, saved ${s.savedAt ?? '?'}, timeline ${s.timeline ?? '?'}`,
       `  metadata: ${Object.entries(s.metadata)
         .map(([k, v]) => `${k}=${v}`)
         .join(' ')}`,
@@ -388,7 +422,7 @@ export function registerCkptCommands(program: Command, output: CliOutput): void 
       'the level of a single level root (default: from its name or manifests)',
       parseLevel,
     )
-    .option('--json', 'print {steps: [{step, levels, complete, bytes}]}')
+    .option('--json', 'print {steps: [{step, levels, complete, bytes, timeline, timelines}]}')
     .action((dir: string, flags: CommonFlags) => ls(dir, flags, output));
   ckpt
     .command('verify')
