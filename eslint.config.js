@@ -10,6 +10,7 @@ export default tseslint.config(
       'dist/**',
       'web/dist/**',
       'test-artifacts/**',
+      '.venv-tools/**',
       '.dependency-cruiser.cjs',
     ],
   },

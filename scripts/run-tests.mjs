@@ -17,7 +17,18 @@ function findTests(dir) {
   return found;
 }
 
-const filter = process.argv.slice(2);
+// `--fuzz` (npm run fuzz): the property tests under test/fuzz/ run CUBE_FUZZ_RUNS cases each
+// (20000 unless set) with a fresh seed. Without it they run their small fixed count with a
+// fixed seed, whatever the environment says, so `npm test` stays short and reproducible.
+const args = process.argv.slice(2);
+const fuzz = args.includes('--fuzz');
+const filter = args.filter((a) => a !== '--fuzz');
+const env = { ...process.env };
+if (fuzz) env.CUBE_FUZZ_RUNS = env.CUBE_FUZZ_RUNS || '20000';
+else {
+  delete env.CUBE_FUZZ_RUNS;
+  delete env.CUBE_FUZZ_SEED;
+}
 const files = ['test', 'src']
   .flatMap((dir) => {
     try {
@@ -37,6 +48,6 @@ console.log(`run-tests: ${files.length} test files`);
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-reporter=spec', ...files],
-  { cwd: root, stdio: 'inherit' },
+  { cwd: root, stdio: 'inherit', env },
 );
 process.exit(result.status ?? 1);

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what Cube needs on a fresh Debian machine with Node 20: the npm packages from the
 # lockfile, the Debian packages the Python client and its tests use and the Chromium the
-# dashboard's browser tests drive, only when missing; then the dashboard bundle when stale.
+# dashboard's browser tests drive, and the test tools' Python venv (.venv-tools/, schemathesis),
+# only when missing; then the dashboard bundle when stale.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian_packages=(python3-torch python3-numpy python3-xxhash)
+debian_packages=(python3-torch python3-numpy python3-xxhash python3-venv)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -21,6 +22,16 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
+fi
+
+# Test tools from PyPI in their own virtual environment (gitignored): schemathesis fuzzes the
+# API from its OpenAPI document (test/fuzz/api-schemathesis.test.ts). Installed only when missing.
+schemathesis_version=4.32.5
+if ! .venv-tools/bin/schemathesis --version 2>/dev/null | grep -qF "$schemathesis_version"; then
+  echo "setup: installing schemathesis $schemathesis_version into .venv-tools/"
+  [ -x .venv-tools/bin/pip ] || python3 -m venv .venv-tools
+  .venv-tools/bin/pip install --disable-pip-version-check --progress-bar on \
+    "schemathesis==$schemathesis_version"
 fi
 
 # The dashboard's production bundle (served by the control plane at /), rebuilt when stale.

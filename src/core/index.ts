@@ -5,6 +5,8 @@ export {
   formatIssuePath,
   loadStructuredFile,
   parseStructuredText,
+  parseYamlText,
+  maxYamlAliasCount,
   schemaError,
 } from './structured-file.ts';
 export { allowedCpus, formatCpuList, parseCpuList, pinProcess } from './cpu-affinity.ts';

@@ -62,20 +62,52 @@ export function parseStructuredText(text: string, file: string): unknown {
       );
     }
   }
-  const doc = parseDocument(text, { prettyErrors: true });
+  return parseYamlText(text, { label: file, file });
+}
+
+/**
+ * The most alias expansions a YAML document may make. A "billion laughs" document nests
+ * aliases so that a few hundred bytes expand to gigabytes; the `yaml` package refuses one
+ * that expands more than this, and the refusal is reported as bad input, never a crash.
+ */
+export const maxYamlAliasCount = 100;
+
+/**
+ * Parses YAML text into a plain value. Syntax errors fail with FILE_UNREADABLE naming the line;
+ * a document whose aliases expand more than {@link maxYamlAliasCount} times fails with
+ * INVALID_FILE. `label` names the input in messages (a file, or "the job spec").
+ */
+export function parseYamlText(text: string, options: { label: string; file?: string }): unknown {
+  const { label } = options;
+  const fileWhere = options.file === undefined ? {} : { file: options.file };
+  // logLevel 'error': a hostile document's warnings (complex keys, ...) are not printed.
+  const doc = parseDocument(text, { prettyErrors: true, logLevel: 'error' });
   const firstError = doc.errors[0];
   if (firstError !== undefined) {
     const pos = firstError.linePos?.[0];
     throw new CubeError(
       'FILE_UNREADABLE',
-      `${file} is not valid YAML${pos === undefined ? '' : ` (line ${pos.line}, column ${pos.col})`}: ${firstError.message.split('\n')[0]}`,
+      `${label} is not valid YAML${pos === undefined ? '' : ` (line ${pos.line}, column ${pos.col})`}: ${firstError.message.split('\n')[0]}`,
       {
-        where: { file, ...(pos === undefined ? {} : { path: `line ${pos.line}` }) },
+        where: { ...fileWhere, ...(pos === undefined ? {} : { path: `line ${pos.line}` }) },
         cause: firstError,
       },
     );
   }
-  return doc.toJS() as unknown;
+  try {
+    return doc.toJS({ maxAliasCount: maxYamlAliasCount }) as unknown;
+  } catch (cause) {
+    // The yaml package throws a ReferenceError for too many aliases (and plain errors for a
+    // few other unbuildable documents): both are bad input, not a bug of Cube.
+    const aliases = /alias/i.test((cause as Error).message);
+    throw new CubeError(
+      aliases ? 'INVALID_FILE' : 'FILE_UNREADABLE',
+      aliases
+        ? `${label} expands YAML aliases more than ${maxYamlAliasCount} times (an alias bomb?); write the values out or use fewer aliases`
+        : `${label} is not usable YAML: ${(cause as Error).message}`,
+      { where: fileWhere, cause },
+    );
+  }
 }
 
 /** Reads a YAML or JSON file and validates it with `schema`, failing with a precise CubeError. */

@@ -91,6 +91,11 @@ const ocsSchema = z.strictObject({
   circuits: z.array(circuitSchema),
 });
 
+/** The most servers a cluster file may describe (over 8 million accelerators at 8 each). */
+export const maxClusterServers = 1_048_576;
+/** The most super-nodes a cluster file may describe. */
+export const maxSuperNodes = 65_536;
+
 /** The schema of a cluster file. */
 export const clusterFileSchema = z
   .strictObject({
@@ -142,6 +147,19 @@ export const clusterFileSchema = z
     });
     const servers = (file.servers ?? []).reduce((n, g) => n + g.count, 0);
     const superNodes = (file.superNodes ?? []).reduce((n, g) => n + g.count, 0);
+    // Loading builds one record per super-node and topologies walk every server: a count of
+    // 10^15 would hang or exhaust memory, so sizes past any real cluster are refused here.
+    if (superNodes > maxSuperNodes)
+      issue(['superNodes'], `${superNodes} super-nodes is more than the ${maxSuperNodes} allowed`);
+    const allServers = (file.superNodes ?? []).reduce(
+      (n, g) => n + g.count * g.servers.reduce((m, s) => m + s.count, 0),
+      servers,
+    );
+    if (allServers > maxClusterServers)
+      issue(
+        [file.servers === undefined ? 'superNodes' : 'servers'],
+        `${allServers} servers is more than the ${maxClusterServers} allowed`,
+      );
     if (file.fabric === undefined && superNodes === 0 && servers > 1)
       issue(['fabric'], 'required: more than one server needs a fabric to join them');
     if (file.fabric === undefined && file.ocs === undefined && superNodes > 1)
