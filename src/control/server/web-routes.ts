@@ -234,10 +234,13 @@ export async function registerWebRoutes(
 
   // The dashboard's files are public. Looked up per request, so a rebuild is served without a
   // restart; @fastify/send keeps the path inside `root`, and a missing file is a 404 below.
+  // The handler returns nothing: a returned reply is a thenable that Fastify waits on with
+  // end-of-stream listeners, and a missing file's fall-through to the not-found handler (which
+  // sends index.html) waited twice on one response (Node's MaxListenersExceededWarning).
   app.get('/*', { schema: { hide: true }, config: { access: 'public' } }, (request, reply) => {
     const path = (request.params as { '*'?: string })['*'] ?? '';
-    if (path === '' || path.endsWith('/')) return reply.callNotFound();
-    return reply.sendFile(path);
+    if (path === '' || path.endsWith('/')) reply.callNotFound();
+    else void reply.sendFile(path);
   });
 
   app.setNotFoundHandler((request, reply) => {
