@@ -119,10 +119,21 @@ export function formatEvent(e: Event): string {
     .filter((x) => x !== '')
     .join(' ');
   const data = Object.entries(e.data as Record<string, unknown>)
-    .filter(([k]) => k !== 'placement')
+    .filter(([k]) => k !== 'placement' && k !== 'blame')
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
     .join(' ');
-  return `${e.at.slice(11, 23)}  #${e.id}  ${e.kind}${where === '' ? '' : `  (${where})`}${data === '' ? '' : `  ${data}`}`;
+  // A fault's blame: one indented line per node, blamed or not, with the evidence.
+  const blame = (e.data as { blame?: unknown }).blame;
+  const blameLines = Array.isArray(blame)
+    ? blame
+        .map((b: { node?: unknown; blamed?: unknown; why?: unknown }) =>
+          typeof b.node === 'string' && typeof b.why === 'string'
+            ? `\n      ${b.node}: ${b.blamed === true ? 'blamed' : 'not blamed'} (${b.why})`
+            : '',
+        )
+        .join('')
+    : '';
+  return `${e.at.slice(11, 23)}  #${e.id}  ${e.kind}${where === '' ? '' : `  (${where})`}${data === '' ? '' : `  ${data}`}${blameLines}`;
 }
 
 interface JobDetail extends Job {

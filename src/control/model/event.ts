@@ -14,8 +14,27 @@ export const FaultCauseSchema = z.enum([
   'hang',
   'probe-failed',
   'injected',
+  // A device the node's agent reports `failed` (ECC, Xid): node evidence behind a rank's exit.
+  'device-failed',
 ]);
 export type FaultCause = z.output<typeof FaultCauseSchema>;
+
+/**
+ * What a fault is, by the evidence on its nodes: `node` when a node shows node evidence
+ * (missed heartbeats, failing probes, failed devices, its agent gone), `application` when a
+ * rank failed on nodes that show none, `unknown` when the evidence singles out nothing.
+ * Only `node` cordons a node.
+ */
+export const FaultClassificationSchema = z.enum(['application', 'node', 'unknown']);
+export type FaultClassification = z.output<typeof FaultClassificationSchema>;
+
+/** Why one node of a faulted job was, or was not, blamed. */
+export const FaultBlameSchema = z.looseObject({
+  nodeId: z.string(),
+  node: z.string(),
+  blamed: z.boolean(),
+  why: z.string(),
+});
 
 function body<const K extends string, D extends z.ZodType>(kind: K, data: D) {
   return z.strictObject({
@@ -65,7 +84,12 @@ export const EventBodySchema = z.discriminatedUnion('kind', [
   ),
   body(
     'fault-detected',
-    z.looseObject({ cause: FaultCauseSchema, message: z.string().optional() }),
+    z.looseObject({
+      cause: FaultCauseSchema,
+      message: z.string().optional(),
+      classification: FaultClassificationSchema.optional(),
+      blame: z.array(FaultBlameSchema).optional(),
+    }),
   ),
   body(
     'node-cordoned',

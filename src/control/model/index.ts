@@ -4,9 +4,18 @@ export {
   EventSchema,
   EventStampSchema,
   eventKinds,
+  FaultBlameSchema,
   FaultCauseSchema,
+  FaultClassificationSchema,
 } from './event.ts';
-export type { Event, EventKind, EventOf, FaultCause, NewEvent } from './event.ts';
+export type {
+  Event,
+  EventKind,
+  EventOf,
+  FaultCause,
+  FaultClassification,
+  NewEvent,
+} from './event.ts';
 export { JobIdSchema, NodeIdSchema, newJobId, newNodeId, randomId } from './ids.ts';
 export type { Immutable } from './immutable.ts';
 export {

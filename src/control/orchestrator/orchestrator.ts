@@ -1,9 +1,11 @@
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CubeError } from '../../core/index.ts';
 import {
   isTerminalJobState,
   worldSizeOf,
   type FaultCause,
+  type FaultClassification,
   type Job,
   type NewEvent,
   type Node,
@@ -18,6 +20,7 @@ import {
   type SchedulerNode,
 } from '../scheduler/index.ts';
 import type { ControlMetrics } from '../server/metrics.ts';
+import { rankLogPath } from '../server/rank-logs.ts';
 import type { CommandOutbox } from './commands.ts';
 import { type NodeCommand, type PeerEndpoint } from './commands.ts';
 import { newMasterKey, peerAccessFor } from '../../ckpt/daemon/index.ts';
@@ -42,6 +45,41 @@ interface JobRuntime {
   restoredStep: number | null;
   resumed: boolean;
   launchedAtMs: number;
+}
+
+/** A non-zero rank exit waiting out the settle window before it is blamed (`exitSettleMs`). */
+interface PendingExit {
+  readonly atMs: number;
+  readonly nodeId: string;
+  readonly rank: number;
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  readonly step: number | null;
+  readonly message: string;
+  readonly lastSignMs: number;
+}
+
+/** Why one node of a faulted job was or was not blamed (`fault-detected`'s `data.blame`). */
+type Blame = {
+  readonly nodeId: string;
+  readonly node: string;
+  readonly blamed: boolean;
+  readonly why: string;
+};
+
+/** A fault, judged: what it is, which nodes it is blamed on and why. */
+interface Finding {
+  readonly cause: FaultCause;
+  readonly classification: FaultClassification;
+  /** The nodes cordoned and replaced: empty unless `classification` is `node`. */
+  readonly blamedNodeIds: readonly string[];
+  readonly message: string;
+  /** The last sign of life before the fault, for the detection-time metric. */
+  readonly lastSignMs: number;
+  readonly blame: readonly Blame[];
+  readonly rank?: number;
+  /** Set for an application failure: what a repeat of the same bug looks like. */
+  readonly fingerprint?: string;
 }
 
 /** A rank's report inside a heartbeat (docs/control-protocol.md). */
@@ -140,9 +178,11 @@ function nodesOf(placement: readonly RankPlacement[]): string[] {
 /**
  * The control loop: schedules queued jobs as gangs, turns placements into launch commands,
  * follows ranks through the agents' reports, detects faults (a rank exiting non-zero, a node
- * missing heartbeats, a rank making no progress, a failing probe) and recovers: cordon the
- * node, take a hot spare (else a free node, else wait), stop the survivors and relaunch the
- * gang, whose ranks restore the newest complete checkpoint from the nearest level.
+ * missing heartbeats, a rank making no progress, a failing probe), classifies them by the
+ * evidence on their nodes (docs/control-protocol.md, "Faults and recovery") and recovers: a
+ * node fault cordons the blamed node and takes a hot spare (else a free node, else waits); an
+ * application or unknown fault restarts the gang in place. Either way the gang is stopped and
+ * relaunched, and its ranks restore the newest complete checkpoint from the nearest level.
  */
 export class Orchestrator {
   readonly #o: OrchestratorOptions;
@@ -151,11 +191,22 @@ export class Orchestrator {
   /** Last sign of life per node, in memory: heartbeats are not state changes worth a write. */
   readonly #lastSeen = new Map<string, number>();
   readonly #startedMs: number;
-  /** Non-zero rank exits waiting to be blamed on a node (see `exitSettleMs`). */
+  /**
+   * Non-zero rank exits waiting to be judged (see `exitSettleMs`), by job and attempt: an
+   * older attempt's exits, still settling when a newer attempt launches, never fault it.
+   */
   readonly #pendingExits = new Map<
     string,
-    { atMs: number; nodeId: string; rank: number; message: string; lastSignMs: number }
+    { jobId: string; attempt: number; exits: PendingExit[] }
   >();
+  /** The newest health each node reported, for the evidence behind a blame. */
+  readonly #lastHealth = new Map<string, Node['health']>();
+  /**
+   * The fingerprint of each job's last fault when it was an application failure (exit code or
+   * signal, the rank's last log line, its step). The same fingerprint again, from an attempt
+   * that restored a checkpoint, is a deterministic bug.
+   */
+  readonly #appFaults = new Map<string, string>();
   readonly #l1CommittedAt = new Map<string, number>();
   /**
    * The newest heartbeat of each node not yet stored; `withHealth` when its health is new or
@@ -227,6 +278,7 @@ export class Orchestrator {
   ): Promise<NodeCommand[]> {
     const now = this.#now();
     this.#lastSeen.set(node.id, now);
+    if (report.health !== undefined) this.#lastHealth.set(node.id, report.health);
     let current = node;
     if (node.state === 'down')
       current = await this.#updateNode(
@@ -437,24 +489,35 @@ export class Orchestrator {
     ]);
     if (job.state === 'recovering') return;
     if (exitCode !== 0) {
-      if (!this.#pendingExits.has(job.id))
-        this.#pendingExits.set(job.id, {
-          atMs: this.#now(),
-          nodeId: node.id,
-          rank,
-          message: `rank ${rank} on ${node.name} exited ${signal === null ? `with code ${exitCode}` : `by ${signal}`}`,
-          lastSignMs: r?.lastSignMs ?? this.#now(),
-        });
+      const key = `${job.id}:${job.attempt}`;
+      const pending = this.#pendingExits.get(key) ?? {
+        jobId: job.id,
+        attempt: job.attempt,
+        exits: [],
+      };
+      pending.exits.push({
+        atMs: this.#now(),
+        nodeId: node.id,
+        rank,
+        exitCode,
+        signal,
+        step: r?.step ?? null,
+        message: `rank ${rank} on ${node.name} exited ${signal === null ? `with code ${exitCode}` : `by ${signal}`}`,
+        lastSignMs: r?.lastSignMs ?? this.#now(),
+      });
+      this.#pendingExits.set(key, pending);
       return;
     }
     const worldSize = worldSizeOf(job.spec);
     const done = [...rt.ranks.values()].filter(
       (x) => x.state === 'exited' && x.exitCode === 0,
     ).length;
-    if (done === worldSize)
+    if (done === worldSize) {
+      this.#appFaults.delete(job.id);
       await this.#updateJob(job, { state: 'succeeded', endedAt: this.#now(), reason: null }, [
         { kind: 'job-succeeded', jobId: job.id, attempt: job.attempt, data: {} },
       ]);
+    }
   }
 
   /** A node-level fault: cordon it and recover every job running there. */
@@ -478,8 +541,13 @@ export class Orchestrator {
       await this.#o.store.listJobs({ states: ['scheduled', 'running', 'recovering'] })
     ).filter((j) => j.placement?.some((r) => r.nodeId === node.id) === true);
     if (jobs.length === 0) {
+      const blame: Blame[] = [{ nodeId: node.id, node: node.name, blamed: true, why: message }];
       await this.#updateNode(node, { state: node.state === 'down' ? 'down' : 'cordoned' }, [
-        { kind: 'fault-detected', nodeId: node.id, data: { cause, message } },
+        {
+          kind: 'fault-detected',
+          nodeId: node.id,
+          data: { cause, message, classification: 'node', blame },
+        },
         ...(node.state === 'down'
           ? []
           : [
@@ -495,82 +563,210 @@ export class Orchestrator {
     for (const job of jobs)
       await this.#jobFault(
         job,
-        [node.id],
-        cause,
-        message,
-        this.#lastSeen.get(node.id) ?? this.#now(),
+        await this.#nodeFinding(job, [node.id], {
+          cause,
+          message,
+          why: message,
+          lastSignMs: this.#lastSeen.get(node.id) ?? this.#now(),
+        }),
       );
   }
 
   /**
-   * A fault hit `job` on `nodeIds`: record it, cordon the nodes, stop the gang, and either
-   * schedule the recovery (after the restart policy's backoff) or fail the job.
+   * The node evidence against each node: missed heartbeats, a down or gone agent, failing
+   * probes, failed devices. An empty list means the node looks healthy.
    */
-  async #jobFault(
+  async #evidence(nodeIds: readonly string[], now: number): Promise<Map<string, string[]>> {
+    const silent = new Set(this.#silentNodes(nodeIds, now));
+    const out = new Map<string, string[]>();
+    for (const id of nodeIds) {
+      const node = await this.#o.store.getNode(id);
+      const reasons: string[] = [];
+      const last = this.#lastSeen.get(id);
+      if (node === null || node.state === 'left') reasons.push('agent gone');
+      else if (node.state === 'down') reasons.push('down, missed heartbeats');
+      else if (silent.has(id))
+        reasons.push(
+          `missed heartbeats, silent for ${((now - (last ?? this.#startedMs)) / 1000).toFixed(1)} s`,
+        );
+      const health = this.#lastHealth.get(id) ?? node?.health ?? null;
+      const failing = (health?.probes ?? []).filter((p) => !p.ok);
+      if (failing.length > 0)
+        reasons.push(`probe ${failing.map((p) => p.name).join(', ')} failing`);
+      const failed = (health?.devices ?? []).filter((d) => d.health === 'failed');
+      if (failed.length > 0) reasons.push(`device ${failed.map((d) => d.index).join(', ')} failed`);
+      out.set(id, reasons);
+    }
+    return out;
+  }
+
+  /** Node names by id, for messages and blame entries. */
+  async #names(nodeIds: readonly string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (const id of nodeIds) out.set(id, (await this.#o.store.getNode(id))?.name ?? id);
+    return out;
+  }
+
+  /** What the job's pending exits say about a node that is not blamed. */
+  #exitsOn(job: Job, nodeId: string): string {
+    const exits = this.#pendingExits.get(`${job.id}:${job.attempt}`)?.exits ?? [];
+    const here = exits.filter((e) => e.nodeId === nodeId);
+    if (here.length === 0) return '';
+    return `${here.map((e) => e.message.replace(/ on \S+/, '')).join(', ')}, `;
+  }
+
+  /** A fault blamed on `blamedNodeIds` by node evidence: every other node of the job is named, not blamed. */
+  async #nodeFinding(
     job: Job,
-    nodeIds: readonly string[],
-    cause: FaultCause,
-    message: string,
-    lastSignMs: number,
-  ): Promise<void> {
+    blamedNodeIds: readonly string[],
+    f: {
+      cause: FaultCause;
+      message: string;
+      why: string | ((nodeId: string) => string);
+      lastSignMs: number;
+    },
+  ): Promise<Finding> {
+    const ids = [...new Set([...nodesOf(job.placement ?? []), ...blamedNodeIds])];
+    const names = await this.#names(ids);
+    const evidence = await this.#evidence(ids, this.#now());
+    const blame = ids.map((id): Blame => {
+      const blamed = blamedNodeIds.includes(id);
+      const reasons = evidence.get(id) ?? [];
+      return {
+        nodeId: id,
+        node: names.get(id) ?? id,
+        blamed,
+        why: blamed
+          ? typeof f.why === 'string'
+            ? f.why
+            : f.why(id)
+          : reasons.length > 0
+            ? `not blamed for this fault yet: ${reasons.join('; ')}`
+            : `${this.#exitsOn(job, id)}heartbeats on time, probes passing, devices healthy: no node evidence`,
+      };
+    });
+    return {
+      cause: f.cause,
+      classification: 'node',
+      blamedNodeIds,
+      message: f.message,
+      lastSignMs: f.lastSignMs,
+      blame,
+    };
+  }
+
+  /**
+   * A fault hit `job`: record what it is and why each node was or was not blamed, cordon the
+   * blamed nodes (node evidence only), stop the gang, and either schedule the recovery (after
+   * the restart policy's backoff; in place when no node is blamed) or fail the job.
+   */
+  async #jobFault(job: Job, f: Finding): Promise<void> {
     const now = this.#now();
     const rt = this.#runtime(job);
+    // Exits of this attempt still settling belong to this fault now.
+    this.#pendingExits.delete(`${job.id}:${job.attempt}`);
+    const faultData = {
+      cause: f.cause,
+      message: f.message,
+      classification: f.classification,
+      blame: f.blame,
+    };
     if (job.state === 'recovering' && rt.recovery !== null) {
-      for (const id of nodeIds) {
+      for (const id of f.blamedNodeIds) {
+        if (rt.recovery.failedNodeIds.has(id)) continue;
         rt.recovery.failedNodeIds.add(id);
         // Another fault while the job recovers: that node is replaced too, and kept free.
+        const fault: NewEvent = {
+          kind: 'fault-detected',
+          nodeId: id,
+          jobId: job.id,
+          data: faultData,
+        };
         const node = await this.#o.store.getNode(id);
         if (node !== null && node.state === 'ready')
           await this.#updateNode(node, { state: 'cordoned' }, [
-            { kind: 'fault-detected', nodeId: id, jobId: job.id, data: { cause, message } },
-            { kind: 'node-cordoned', nodeId: id, data: { reason: message, by: 'fault' } },
+            fault,
+            { kind: 'node-cordoned', nodeId: id, data: { reason: f.message, by: 'fault' } },
           ]);
+        else await this.#emit([fault]);
       }
       return;
     }
-    this.#o.metrics.faultsTotal.inc({ cause });
-    this.#o.metrics.detectionSeconds.observe({ cause }, Math.max(0, now - lastSignMs) / 1000);
-    for (const id of nodeIds) {
-      const node = await this.#o.store.getNode(id);
-      if (node !== null && node.state === 'ready')
-        await this.#updateNode(node, { state: 'cordoned' }, [
-          { kind: 'node-cordoned', nodeId: id, data: { reason: message, by: 'fault' } },
-        ]);
-    }
+    this.#o.metrics.faultsTotal.inc({ cause: f.cause });
+    this.#o.metrics.detectionSeconds.observe(
+      { cause: f.cause },
+      Math.max(0, now - f.lastSignMs) / 1000,
+    );
+    if (f.classification === 'node')
+      for (const id of f.blamedNodeIds) {
+        const node = await this.#o.store.getNode(id);
+        if (node !== null && node.state === 'ready')
+          await this.#updateNode(node, { state: 'cordoned' }, [
+            { kind: 'node-cordoned', nodeId: id, data: { reason: f.message, by: 'fault' } },
+          ]);
+      }
     const restarts = job.restarts + 1;
     const placement = job.placement ?? [];
     for (const id of nodesOf(placement))
       this.#o.outbox.push(id, { kind: 'kill', jobId: job.id, attempt: job.attempt });
-    const events: NewEvent[] = nodeIds.map((id) => ({
-      kind: 'fault-detected' as const,
-      jobId: job.id,
-      nodeId: id,
-      attempt: job.attempt,
-      data: { cause, message },
-    }));
-    if (restarts > job.spec.restart.maxRestarts) {
-      const reason = `${message}; the restart policy allows ${job.spec.restart.maxRestarts} restart${job.spec.restart.maxRestarts === 1 ? '' : 's'}`;
+    const rankField = f.rank === undefined ? {} : { rank: f.rank };
+    const events: NewEvent[] =
+      f.classification === 'node' && f.blamedNodeIds.length > 0
+        ? f.blamedNodeIds.map((id) => ({
+            kind: 'fault-detected' as const,
+            jobId: job.id,
+            nodeId: id,
+            attempt: job.attempt,
+            data: faultData,
+          }))
+        : [
+            {
+              kind: 'fault-detected' as const,
+              jobId: job.id,
+              attempt: job.attempt,
+              ...rankField,
+              data: faultData,
+            },
+          ];
+    // The same application failure again, at the same step, after a restore: a bug that every
+    // restart will hit again. Restarting further only burns the policy's restarts.
+    const previous = this.#appFaults.get(job.id);
+    if (f.fingerprint !== undefined) this.#appFaults.set(job.id, f.fingerprint);
+    else this.#appFaults.delete(job.id);
+    let reason: string | null = null;
+    if (
+      f.classification === 'application' &&
+      f.fingerprint !== undefined &&
+      previous === f.fingerprint &&
+      rt.restoredStep !== null
+    )
+      reason = `${f.message}; it failed the same way (same exit, same last error line, same step) after restoring step ${rt.restoredStep}: a deterministic failure, not restarted again`;
+    else if (restarts > job.spec.restart.maxRestarts)
+      reason = `${f.message}; the restart policy allows ${job.spec.restart.maxRestarts} restart${job.spec.restart.maxRestarts === 1 ? '' : 's'}`;
+    if (reason !== null) {
       await this.#updateJob(job, { state: 'failed', reason, endedAt: now }, [
         ...events,
         { kind: 'job-failed', jobId: job.id, attempt: job.attempt, data: { reason } },
       ]);
       this.#jobs.delete(job.id);
+      this.#appFaults.delete(job.id);
       return;
     }
     const backoffSeconds = Math.min(60, job.spec.restart.backoffSeconds * 2 ** (restarts - 1));
     rt.recovery = {
-      failedNodeIds: new Set(nodeIds),
+      failedNodeIds: new Set(f.classification === 'node' ? f.blamedNodeIds : []),
       detectedAtMs: now,
       notBeforeMs: now + backoffSeconds * 1000,
     };
     rt.recoveringSinceMs = now;
-    await this.#updateJob(job, { state: 'recovering', restarts, reason: message }, [
+    const inPlace = f.classification !== 'node' || f.blamedNodeIds.length === 0;
+    await this.#updateJob(job, { state: 'recovering', restarts, reason: f.message }, [
       ...events,
       {
         kind: 'job-restarting',
         jobId: job.id,
         attempt: job.attempt,
-        data: { reason: message, restarts, backoffSeconds },
+        data: { reason: f.message, restarts, backoffSeconds, inPlace },
       },
     ]);
   }
@@ -643,32 +839,132 @@ export class Orchestrator {
     return nodeIds.filter((id) => now - (this.#lastSeen.get(id) ?? this.#startedMs) > limit);
   }
 
+  /** The last non-empty line a rank wrote to its log (as the agent forwarded it), or null. */
+  async #lastLogLine(jobId: string, attempt: number, rank: number): Promise<string | null> {
+    try {
+      const file = await open(rankLogPath(this.#o.dataDir, jobId, attempt, rank), 'r');
+      try {
+        const { size } = await file.stat();
+        const length = Math.min(size, 8192);
+        const buffer = Buffer.alloc(length);
+        await file.read(buffer, 0, length, size - length);
+        const lines = buffer
+          .toString('utf8')
+          .split('\n')
+          .map((l) => l.trim())
+          .filter((l) => l !== '');
+        const last = lines.at(-1);
+        return last === undefined ? null : last.slice(0, 300);
+      } finally {
+        await file.close();
+      }
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Judges the non-zero exits whose settle window has passed. Blame rests on node evidence,
+   * never on which rank exited first: when a node dies, its peers' ranks often exit first
+   * (their collective lost a member) while the dead node is still within its heartbeat
+   * interval. A node of the job that is late with its heartbeat is waited for until it is
+   * either silent (blamed) or heard again; nodes that show no evidence are never blamed, and
+   * the exit is then the application's own: the gang restarts in place.
+   */
   async #blameExits(): Promise<void> {
     const now = this.#now();
-    for (const [jobId, exit] of this.#pendingExits) {
-      if (now - exit.atMs < (this.#o.exitSettleMs ?? 1500)) continue;
-      this.#pendingExits.delete(jobId);
-      const job = await this.#o.store.getJob(jobId);
-      if (job === null || (job.state !== 'running' && job.state !== 'scheduled')) continue;
-      const silent = this.#silentNodes(nodesOf(job.placement ?? []), now);
-      if (silent.length > 0) {
-        const names = await Promise.all(
-          silent.map(async (id) => (await this.#o.store.getNode(id))?.name ?? id),
+    const settleMs = this.#o.exitSettleMs ?? 1500;
+    const intervalMs = this.#o.heartbeatIntervalMs ?? 1000;
+    for (const [key, pending] of this.#pendingExits) {
+      const first = pending.exits[0];
+      if (first === undefined) {
+        this.#pendingExits.delete(key);
+        continue;
+      }
+      if (now - first.atMs < settleMs) continue;
+      const job = await this.#o.store.getJob(pending.jobId);
+      if (
+        job === null ||
+        job.attempt !== pending.attempt ||
+        (job.state !== 'running' && job.state !== 'scheduled')
+      ) {
+        // An older attempt's exit (its job was already recovered or ended): it faults nothing.
+        this.#pendingExits.delete(key);
+        continue;
+      }
+      const ids = nodesOf(job.placement ?? []);
+      const evidence = await this.#evidence(ids, now);
+      const suspects = ids.filter((id) => (evidence.get(id) ?? []).length > 0);
+      const late = ids.filter(
+        (id) => now - (this.#lastSeen.get(id) ?? this.#startedMs) > 1.5 * intervalMs,
+      );
+      if (
+        suspects.length === 0 &&
+        late.length > 0 &&
+        now - first.atMs < settleMs + 2.5 * intervalMs
+      )
+        continue;
+      if (suspects.length > 0) {
+        const names = await this.#names(suspects);
+        const silent = suspects.some((id) =>
+          (evidence.get(id) ?? []).some((r) => !r.startsWith('probe') && !r.startsWith('device')),
         );
+        const what = suspects
+          .map((id) => `${names.get(id) ?? id} (${(evidence.get(id) ?? []).join('; ')})`)
+          .join(', ');
         await this.#jobFault(
           job,
-          silent,
-          'heartbeat-timeout',
-          `${exit.message}, and ${names.join(', ')} went silent: the fault is there`,
-          Math.min(...silent.map((id) => this.#lastSeen.get(id) ?? now)),
+          await this.#nodeFinding(job, suspects, {
+            cause: silent
+              ? 'heartbeat-timeout'
+              : suspects.some((id) => (evidence.get(id) ?? []).some((r) => r.startsWith('probe')))
+                ? 'probe-failed'
+                : 'device-failed',
+            message: `${first.message}, and ${what}: the fault is there`,
+            why: (id) =>
+              `${(evidence.get(id) ?? []).join('; ')}: node evidence, while the exits elsewhere followed it`,
+            lastSignMs: Math.min(...suspects.map((id) => this.#lastSeen.get(id) ?? now)),
+          }),
         );
-      } else await this.#jobFault(job, [exit.nodeId], 'rank-exit', exit.message, exit.lastSignMs);
+        continue;
+      }
+      await this.#jobFault(job, await this.#applicationFinding(job, pending.exits));
     }
+  }
+
+  /** Non-zero exits on nodes that show no node evidence: the program's own failure. */
+  async #applicationFinding(job: Job, exits: readonly PendingExit[]): Promise<Finding> {
+    const first = exits[0] as PendingExit;
+    const lastLine = await this.#lastLogLine(job.id, job.attempt, first.rank);
+    const ids = nodesOf(job.placement ?? []);
+    const names = await this.#names(ids);
+    const exitText = (e: PendingExit): string =>
+      `rank ${e.rank} exited ${e.signal === null ? `with code ${e.exitCode}` : `by ${e.signal}`}${e.step === null ? '' : ` at step ${e.step}`}`;
+    const blame = ids.map((id): Blame => {
+      const here = exits.filter((e) => e.nodeId === id);
+      return {
+        nodeId: id,
+        node: names.get(id) ?? id,
+        blamed: false,
+        why: `${here.length > 0 ? `${here.map(exitText).join(', ')}; ` : ''}heartbeats on time, probes passing, devices healthy: no node evidence`,
+      };
+    });
+    return {
+      cause: 'rank-exit',
+      classification: 'application',
+      blamedNodeIds: [],
+      message: `${first.message}${first.step === null ? '' : ` at step ${first.step}`}${lastLine === null ? '' : ` (last line: ${lastLine})`}`,
+      lastSignMs: first.lastSignMs,
+      blame,
+      rank: first.rank,
+      fingerprint: JSON.stringify([first.exitCode, first.signal, first.step, lastLine]),
+    };
   }
 
   async #detectSilentNodes(): Promise<void> {
     const now = this.#now();
     const active = await this.#o.store.listJobs({ states: ['scheduled', 'running', 'recovering'] });
+    const down: { id: string; why: string; last: number }[] = [];
     for (const node of await this.#o.store.listNodes()) {
       if (node.state !== 'ready' && node.state !== 'cordoned') continue;
       const timeoutMs = Math.min(
@@ -690,58 +986,138 @@ export class Orchestrator {
           },
         },
       ]);
-      for (const job of active.filter(
-        (j) => j.placement?.some((r) => r.nodeId === node.id) === true,
-      )) {
-        const fresh = await this.#o.store.getJob(job.id);
-        if (fresh !== null)
-          await this.#jobFault(
-            fresh,
-            [node.id],
-            'heartbeat-timeout',
-            `${node.name} missed heartbeats for ${Math.round((now - last) / 1000)} s`,
-            last,
-          );
-      }
+      down.push({
+        id: node.id,
+        why: `${node.name} missed heartbeats for ${Math.round((now - last) / 1000)} s (timeout ${timeoutMs / 1000} s)`,
+        last,
+      });
+    }
+    // Nodes lost in the same pass (a double fault) are one fault of each job they ran, blamed
+    // together: one restart replaces them all.
+    for (const job of active) {
+      const lost = down.filter((d) => job.placement?.some((r) => r.nodeId === d.id) === true);
+      if (lost.length === 0) continue;
+      const fresh = await this.#o.store.getJob(job.id);
+      if (fresh === null) continue;
+      const whyOf = new Map(lost.map((d) => [d.id, d.why]));
+      await this.#jobFault(
+        fresh,
+        await this.#nodeFinding(
+          fresh,
+          lost.map((d) => d.id),
+          {
+            cause: 'heartbeat-timeout',
+            message: lost.map((d) => d.why.replace(/ \(timeout.*\)$/, '')).join('; '),
+            why: (id) => `${whyOf.get(id) ?? 'missed heartbeats'}: node evidence`,
+            lastSignMs: Math.min(...lost.map((d) => d.last)),
+          },
+        ),
+      );
     }
   }
 
+  /**
+   * Ranks that stop making progress. When one rank hangs, the others soon block in their
+   * collectives and stop too, so "which rank went quiet first by the clock" is noise: the hung
+   * rank is the one behind every other (an older step, or none at all). When no rank is
+   * behind, the evidence singles out nothing: the fault is `unknown` and the gang restarts in
+   * place, no node cordoned.
+   */
   async #detectHangs(): Promise<void> {
     const now = this.#now();
     for (const job of await this.#o.store.listJobs({ states: ['running'] })) {
       const rt = this.#runtime(job);
       const hangMs = job.spec.faults.hangTimeoutSeconds * 1000;
-      const stuck = [...rt.ranks.entries()].find(
-        ([, r]) => r.state === 'running' && now - r.lastSignMs > hangMs,
-      );
-      if (stuck === undefined) continue;
-      const [rank, r] = stuck;
-      const nodeId = job.placement?.find((p) => p.rank === rank)?.nodeId;
-      if (nodeId === undefined) continue;
-      await this.#jobFault(
-        job,
-        [nodeId],
-        'hang',
-        `rank ${rank} made no progress for ${Math.round((now - r.lastSignMs) / 1000)} s (hang timeout ${job.spec.faults.hangTimeoutSeconds} s)`,
-        r.lastSignMs,
-      );
+      const running = [...rt.ranks.entries()].filter(([, r]) => r.state === 'running');
+      const quiet = running.filter(([, r]) => now - r.lastSignMs > hangMs);
+      if (quiet.length === 0) continue;
+      const stepOf = (r: RankRuntime): number => r.step ?? -1;
+      const lowest = Math.min(...running.map(([, r]) => stepOf(r)));
+      const behind = running.filter(([, r]) => stepOf(r) === lowest);
+      const hung = behind.length < running.length ? behind : [];
+      const quietSince = Math.min(...quiet.map(([, r]) => r.lastSignMs));
+      const seconds = Math.round((now - quietSince) / 1000);
+      await this.#hangFault(job, {
+        hung: hung.map(([rank, r]) => ({ rank, step: r.step })),
+        ahead: Math.max(...running.map(([, r]) => stepOf(r))),
+        message:
+          hung.length > 0
+            ? `rank ${hung.map(([rank]) => rank).join(', ')} made no progress for ${seconds} s (hang timeout ${job.spec.faults.hangTimeoutSeconds} s), behind every other rank`
+            : `ranks made no progress for ${seconds} s (hang timeout ${job.spec.faults.hangTimeoutSeconds} s), all stopped at step ${lowest < 0 ? 'none' : lowest}: no rank is behind the others`,
+        lastSignMs: quietSince,
+      });
     }
     // A launch whose ranks never report progress: they hang as surely as ranks that stop.
     for (const job of await this.#o.store.listJobs({ states: ['scheduled'] })) {
       const rt = this.#runtime(job);
       if (now - rt.launchedAtMs < job.spec.faults.hangTimeoutSeconds * 1000) continue;
-      const missing = (job.placement ?? []).find(
-        (p) => (rt.ranks.get(p.rank)?.step ?? null) === null,
-      );
-      if (missing !== undefined)
-        await this.#jobFault(
-          job,
-          [missing.nodeId],
-          'hang',
-          `rank ${missing.rank} reported no progress within ${job.spec.faults.hangTimeoutSeconds} s of its launch`,
-          rt.launchedAtMs,
-        );
+      const placement = job.placement ?? [];
+      const missing = placement.filter((p) => (rt.ranks.get(p.rank)?.step ?? null) === null);
+      if (missing.length === 0) continue;
+      const hung = missing.length < placement.length ? missing : [];
+      await this.#hangFault(job, {
+        hung: hung.map((p) => ({ rank: p.rank, step: null })),
+        ahead: Math.max(...[...rt.ranks.values()].map((r) => r.step ?? -1), -1),
+        message:
+          hung.length > 0
+            ? `rank ${hung.map((p) => p.rank).join(', ')} reported no progress within ${job.spec.faults.hangTimeoutSeconds} s of its launch, while the others did`
+            : `every rank reported no progress within ${job.spec.faults.hangTimeoutSeconds} s of its launch`,
+        lastSignMs: rt.launchedAtMs,
+      });
     }
+  }
+
+  /** A hang: blamed on the nodes of the ranks behind the others, else `unknown` and in place. */
+  async #hangFault(
+    job: Job,
+    h: {
+      hung: readonly { rank: number; step: number | null }[];
+      ahead: number;
+      message: string;
+      lastSignMs: number;
+    },
+  ): Promise<void> {
+    const placement = job.placement ?? [];
+    const nodeOf = (rank: number): string | undefined =>
+      placement.find((p) => p.rank === rank)?.nodeId;
+    const blamedIds = [
+      ...new Set(h.hung.map((x) => nodeOf(x.rank)).filter((id): id is string => id !== undefined)),
+    ];
+    const behindText = (id: string): string =>
+      h.hung
+        .filter((x) => nodeOf(x.rank) === id)
+        .map(
+          (x) =>
+            `rank ${x.rank} is at step ${x.step ?? 'none'} while other ranks reached step ${h.ahead < 0 ? 'none' : h.ahead}: it is the hung one`,
+        )
+        .join('; ');
+    if (blamedIds.length > 0) {
+      await this.#jobFault(
+        job,
+        await this.#nodeFinding(job, blamedIds, {
+          cause: 'hang',
+          message: h.message,
+          why: behindText,
+          lastSignMs: h.lastSignMs,
+        }),
+      );
+      return;
+    }
+    const ids = nodesOf(placement);
+    const names = await this.#names(ids);
+    await this.#jobFault(job, {
+      cause: 'hang',
+      classification: 'unknown',
+      blamedNodeIds: [],
+      message: h.message,
+      lastSignMs: h.lastSignMs,
+      blame: ids.map((id) => ({
+        nodeId: id,
+        node: names.get(id) ?? id,
+        blamed: false,
+        why: 'its ranks stopped with every other rank: the evidence singles out no rank, so no node is cordoned',
+      })),
+    });
   }
 
   async #allocations(): Promise<Allocation[]> {
@@ -984,6 +1360,7 @@ export class Orchestrator {
     for (const id of nodesOf(job.placement ?? []))
       this.#o.outbox.push(id, { kind: 'kill', jobId, attempt: job.attempt });
     this.#jobs.delete(jobId);
+    this.#appFaults.delete(jobId);
     return this.#updateJob(
       job,
       { state: 'cancelled', endedAt: this.#now(), reason: 'cancelled by a user' },
