@@ -433,7 +433,8 @@ interface DemoJson {
     readonly restoreSeconds: number | null;
     readonly downtimeSeconds: number;
     readonly restoredStep: number | null;
-    readonly replayedIdentical: boolean;
+    /** null: no step was run again, so bit-exactness was not checked. */
+    readonly replayedIdentical: boolean | null;
   };
 }
 
@@ -525,7 +526,7 @@ else {
     const target = r.heartbeatTimeoutSeconds + 10;
     out.push(
       '',
-      `local recovery (cube demo, ${r.state}; restored step ${r.recovery.restoredStep ?? '-'}, losses ${r.recovery.replayedIdentical ? 'identical' : 'DIFFER'})`,
+      `local recovery (cube demo, ${r.state}; restored step ${r.recovery.restoredStep ?? '-'}, losses ${r.recovery.replayedIdentical === null ? 'not checked: no step run again' : r.recovery.replayedIdentical ? 'identical' : 'DIFFER'})`,
       `  detection         ${fmt(r.recovery.detectionSeconds)} s   (heartbeat timeout ${r.heartbeatTimeoutSeconds} s)`,
       `  relaunch          ${fmt(r.recovery.relaunchSeconds)} s`,
       `  restore           ${r.recovery.restoreSeconds === null ? '-' : fmt(r.recovery.restoreSeconds)} s`,

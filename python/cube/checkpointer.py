@@ -2,7 +2,8 @@
 
 The training thread only takes the snapshot (tensor bytes into an L1 slot, or into pinned host
 memory for CUDA tensors); a background thread hashes the slot, writes the shard record, commits
-the L1 manifest, copies every `l3_every`-th save to L3 and collects garbage. See
+the L1 manifest, copies the steps the L3 cadence picks (cadence.py: every `l3_every`-th
+checkpoint interval, by step number) to L3 and collects garbage. See
 docs/checkpoint-format.md for the files, and `load_latest` for restore.
 """
 
@@ -22,6 +23,7 @@ from typing import Any
 import torch
 import xxhash
 
+from .cadence import persists_to_l3
 from .config import Config, load_config
 from .daemon_client import DaemonClient
 from .progress import report_restored
@@ -64,10 +66,10 @@ class Checkpointer:
 
     Configuration comes from the launcher's environment (`CUBE_JOB_ID`, `RANK`, `WORLD_SIZE`,
     `LOCAL_RANK`, `LOCAL_WORLD_SIZE`, `CUBE_NODE`, `CUBE_CKPT_L1`, `CUBE_CKPT_L3`,
-    `CUBE_CKPT_L3_EVERY`, `CUBE_CKPT_KEEP`, `CUBE_CKPT_SOCKET`, `CUBE_CKPT_NICE`,
+    `CUBE_CKPT_L3_EVERY`, `CUBE_CKPT_EVERY`, `CUBE_CKPT_KEEP`, `CUBE_CKPT_SOCKET`, `CUBE_CKPT_NICE`,
     `CUBE_CKPT_CPUS`); keyword arguments override it: job, rank, world_size, local_rank,
-    local_ranks, node, l1_dir, l3_dir, l3_every, keep, socket, slots (default 2), layout,
-    commit_timeout_s, background_nice, background_cpus.
+    local_ranks, node, l1_dir, l3_dir, l3_every, every_steps, keep, socket, slots (default 2),
+    layout, commit_timeout_s, background_nice, background_cpus.
     """
 
     def __init__(self, **overrides: Any) -> None:
@@ -128,7 +130,12 @@ class Checkpointer:
         slot.step = step
         slot.idle.clear()
         self._saves += 1
-        to_l3 = self.l3 is not None and self.daemon is None and (self._saves - 1) % self.config.l3_every == 0
+        # By step, not by count of saves: a restarted rank picks the same steps as the others.
+        to_l3 = (
+            self.l3 is not None
+            and self.daemon is None
+            and persists_to_l3(step, self.config.l3_every, self.config.every_steps)
+        )
         self._start_worker()
         self._queue.put(_SaveJob(step, slot, layout, flat.extra(), self.timeline, to_l3, staged))
         self.last_snapshot_s = time.perf_counter() - t0
@@ -239,7 +246,7 @@ class Checkpointer:
         if self.daemon is None or self._registered:
             return
         c = self.config
-        self.daemon.register(c.rank, c.world_size, c.local_ranks, c.l3_every, c.keep)
+        self.daemon.register(c.rank, c.world_size, c.local_ranks, c.l3_every, c.keep, c.every_steps)
         self._registered = True
 
     def _scan_slots(self) -> None:

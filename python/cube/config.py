@@ -99,15 +99,18 @@ class Config:
     background_cpus: frozenset[int] | None = None
     # The launcher's attempt number (CUBE_ATTEMPT): the lowest timeline this run's saves carry.
     attempt: int = 0
+    # The job's checkpoint interval in steps (CUBE_CKPT_EVERY), or None when unknown: with
+    # l3_every it fixes which steps go to L3, the same on every node (cadence.py).
+    every_steps: int | None = None
 
 
 def load_config(**overrides: Any) -> Config:
     """Reads the environment contract of docs/checkpoint-format.md; keyword arguments win.
 
     Keywords: job, rank, world_size, local_rank, local_ranks, node, l1_dir, l3_dir, l3_every, keep,
-    socket, slots, layout, commit_timeout_s, background_nice, background_cpus, attempt. Ranks on this node
-    default to the contiguous block `RANK - LOCAL_RANK .. + LOCAL_WORLD_SIZE` (torch's launch
-    order); LOCAL_WORLD_SIZE defaults to WORLD_SIZE (one node).
+    socket, slots, layout, commit_timeout_s, background_nice, background_cpus, attempt, every_steps.
+    Ranks on this node default to the contiguous block `RANK - LOCAL_RANK .. + LOCAL_WORLD_SIZE`
+    (torch's launch order); LOCAL_WORLD_SIZE defaults to WORLD_SIZE (one node).
     """
     unknown = set(overrides) - set(Config.__dataclass_fields__)
     if unknown:
@@ -153,6 +156,12 @@ def load_config(**overrides: Any) -> Config:
     l3_every = int(o.get("l3_every", _env_int("CUBE_CKPT_L3_EVERY", 1, 1)))
     if l3_every < 1:
         raise CheckpointError("INVALID_VALUE", "l3_every must be at least 1", {"field": "l3_every"})
+    # CUBE_CKPT_EVERY unset: the interval is unknown, and l3_every counts steps (cadence.py).
+    every_steps: int | None = int(o["every_steps"]) if "every_steps" in o else _env_int("CUBE_CKPT_EVERY", 0)
+    if every_steps is not None and every_steps < 1:
+        if "every_steps" in o:
+            raise CheckpointError("INVALID_VALUE", "every_steps must be at least 1", {"field": "every_steps"})
+        every_steps = None
     background_nice = int(o.get("background_nice", _env_int("CUBE_CKPT_NICE", 10)))
     if not 0 <= background_nice <= 19:
         raise CheckpointError(
@@ -179,6 +188,7 @@ def load_config(**overrides: Any) -> Config:
         background_nice=background_nice,
         background_cpus=background_cpus,
         attempt=int(o.get("attempt", _env_int("CUBE_ATTEMPT", 0))),
+        every_steps=every_steps,
     )
 
 

@@ -85,19 +85,25 @@ class DaemonClient:
         return f"/v1/jobs/{quote(self.job, safe='')}"
 
     def register(
-        self, rank: int, world_size: int, local_ranks: list[int], l3_every: int, keep: Mapping[str, int]
+        self,
+        rank: int,
+        world_size: int,
+        local_ranks: list[int],
+        l3_every: int,
+        keep: Mapping[str, int],
+        every_steps: int | None = None,
     ) -> None:
-        """`POST /v1/jobs/{job}/ranks/{rank}/register`."""
-        self._json(
-            "POST",
-            f"{self._job()}/ranks/{rank}/register",
-            {
-                "worldSize": world_size,
-                "localRanks": list(local_ranks),
-                "l3Every": l3_every,
-                "keep": dict(keep),
-            },
-        )
+        """`POST /v1/jobs/{job}/ranks/{rank}/register`. `every_steps` (the job's checkpoint
+        interval) lets the daemon pick the L3 steps by step number (cadence.py)."""
+        body: dict[str, Any] = {
+            "worldSize": world_size,
+            "localRanks": list(local_ranks),
+            "l3Every": l3_every,
+            "keep": dict(keep),
+        }
+        if every_steps is not None:
+            body["everySteps"] = every_steps
+        self._json("POST", f"{self._job()}/ranks/{rank}/register", body)
 
     def lease(self, rank: int, slot: int) -> None:
         """`POST .../slots/{slot}/lease`: returns once the daemon no longer reads the slot."""

@@ -82,12 +82,25 @@ class SaveLoadTest(LevelsTestCase):
         self.assertEqual(inodes, after)
         self.assertEqual(c.load_latest()["w"].shape, (300,))
 
-    def test_l3_every_k_saves(self) -> None:
+    def test_without_the_interval_l3_takes_the_steps_that_are_multiples_of_l3_every(self) -> None:
         c = self.ckpt(l3_every=2)
         for step in range(1, 6):
             c.save(step, {"x": torch.tensor([step])})
         c.wait()
-        self.assertEqual(LevelPaths(self.l3, "job").steps(), [1, 3, 5])
+        self.assertEqual(LevelPaths(self.l3, "job").steps(), [2, 4])
+
+    def test_a_restarted_checkpointer_persists_the_same_l3_steps_as_one_that_ran_through(self) -> None:
+        # Counting saves made a restarted rank persist other steps than its peers (issue 14):
+        # with every_steps=5 and l3_every=2, L3 takes steps 10, 20, 30 whoever saves them.
+        first = self.ckpt(l3_every=2, every_steps=5, keep="L3=5")
+        for step in (5, 10, 15):
+            first.save(step, {"x": torch.tensor([step])})
+        first.close()
+        again = self.ckpt(l3_every=2, every_steps=5, keep="L3=5")
+        for step in (20, 25, 30):
+            again.save(step, {"x": torch.tensor([step])})
+        again.close()
+        self.assertEqual(LevelPaths(self.l3, "job").steps(), [10, 20, 30])
 
     def test_retention_keeps_the_newest_k_complete_l3_steps(self) -> None:
         c = self.ckpt(keep="L3=2")
@@ -475,9 +488,11 @@ class ConfigTest(unittest.TestCase):
             "CUBE_CKPT_L3": "/mnt/l3",
             "CUBE_CKPT_L3_EVERY": "5",
             "CUBE_CKPT_KEEP": "L1=3,L3=4",
+            "CUBE_CKPT_EVERY": "20",
         }
         with mock.patch.dict(os.environ, env, clear=True):
             c = load_config()
+            self.assertEqual(c.every_steps, 20)
             self.assertEqual(
                 (c.job, c.rank, c.world_size, c.local_ranks, c.node), ("gpt-small", 3, 4, [2, 3], "node-b")
             )
@@ -492,6 +507,7 @@ class ConfigTest(unittest.TestCase):
                 (c.job, c.rank, c.world_size, c.l1_dir, c.l3_dir, c.socket),
                 ("local", 0, 1, "/dev/shm/cube", None, None),
             )
+            self.assertIsNone(c.every_steps)
         with mock.patch.dict(os.environ, {"CUBE_CKPT_KEEP": "L3=0"}, clear=True), self.assertRaises(
             cube.CheckpointError
         ):

@@ -12,6 +12,7 @@ const registrationSchema = z.object({
   worldSize: z.int().min(1),
   localRanks: z.array(z.int().min(0)).min(1).readonly(),
   l3Every: z.int().min(1).optional(),
+  everySteps: z.int().min(1).optional(),
   keep: z.partialRecord(z.enum(levels), z.int().min(1)).optional(),
 });
 

@@ -305,13 +305,14 @@ export class CheckpointDaemonProcess {
         this.#options.onCommit({ job: message.job, level: message.level, step: message.step });
         break;
       case 'registered': {
-        const { worldSize, localRanks, l3Every, keep } = message.registration;
+        const { worldSize, localRanks, l3Every, everySteps, keep } = message.registration;
         const ranks = this.#registrations.get(message.jobId) ?? new Map<number, Registration>();
         this.#registrations.set(message.jobId, ranks);
         ranks.set(message.rank, {
           worldSize,
           localRanks,
           ...(l3Every === undefined ? {} : { l3Every }),
+          ...(everySteps === undefined ? {} : { everySteps }),
           ...(keep === undefined ? {} : { keep }),
         });
         // Ranks a newer registration no longer lists are not replayed.

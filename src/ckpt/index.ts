@@ -127,3 +127,7 @@ export { checkSourceLocally, selectRestore } from './restore-driver.ts';
 export type { RestoreAttempt, RestoreSelection, SourceCheck } from './restore-driver.ts';
 export { openCheckpointDir, selectJob } from './checkpoint-dir.ts';
 export type { CheckpointDir, FoundRoot } from './checkpoint-dir.ts';
+export { l3PeriodSteps, persistsToL3 } from './l3-cadence.ts';
+export { defaultStallLimits, findStalledLevels } from './stalled-levels.ts';
+export type { StalledLevel, StallLimits } from './stalled-levels.ts';
+export type { L3Cadence } from './l3-cadence.ts';

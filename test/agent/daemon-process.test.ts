@@ -192,10 +192,12 @@ test('a SIGKILLed daemon is restarted on the same port with its jobs’ configur
   );
   await waitFor('the rank to start', () => cp.logText('j-re', 0).includes('up'));
   const socket = agent.ckptSocketPath;
+  // L3 every 2nd checkpoint of every 2 steps: step 4 goes to L3, step 2 does not.
   const registered = await call(socket, 'POST', '/v1/jobs/j-re/ranks/0/register', {
     worldSize: 1,
     localRanks: [0],
-    l3Every: 1,
+    l3Every: 2,
+    everySteps: 2,
   });
   assert.equal(registered.status, 200);
   const first = agent.snapshot();
@@ -225,20 +227,26 @@ test('a SIGKILLed daemon is restarted on the same port with its jobs’ configur
     await new Promise((r) => setTimeout(r, 100));
   }
 
-  // The rank saves without registering again: the agent replayed its registration.
-  await call(socket, 'POST', '/v1/jobs/j-re/ranks/0/slots/0/lease', {});
-  const record = await saveShard(dirs.l1, {
-    job: 'j-re',
-    step: 4,
-    rank: 0,
-    worldSize: 1,
-    node: 'node-a',
-    tensors: { w: { shape: [256], data: new Float32Array(256).fill(1.5) } },
-    slot: 0,
-  });
-  assert.equal(record.file, slotFile(0, 0));
-  const saved = await call(socket, 'POST', '/v1/jobs/j-re/saved', record);
-  assert.equal(saved.status, 202, JSON.stringify(saved.json));
+  // The rank saves without registering again: the agent replayed its registration, L3
+  // cadence included (a daemon without the interval would persist step 2 as well).
+  for (const [slot, step] of [
+    [0, 2],
+    [1, 4],
+  ] as const) {
+    await call(socket, 'POST', `/v1/jobs/j-re/ranks/0/slots/${slot}/lease`, {});
+    const record = await saveShard(dirs.l1, {
+      job: 'j-re',
+      step,
+      rank: 0,
+      worldSize: 1,
+      node: 'node-a',
+      tensors: { w: { shape: [256], data: new Float32Array(256).fill(step) } },
+      slot,
+    });
+    assert.equal(record.file, slotFile(0, slot));
+    const saved = await call(socket, 'POST', '/v1/jobs/j-re/saved', record);
+    assert.equal(saved.status, 202, JSON.stringify(saved.json));
+  }
   const committed = await waitFor('the L1 and L3 commits', () => {
     const c = cp.eventsOf('checkpoint-committed').filter((e) => e.jobId === 'j-re');
     return c.some((e) => e.level === 'L3') && c;
@@ -246,10 +254,12 @@ test('a SIGKILLed daemon is restarted on the same port with its jobs’ configur
   assert.deepEqual(
     committed.map((e) => [e.level, e.step]),
     [
+      ['L1', 2],
       ['L1', 4],
       ['L3', 4],
     ],
   );
+  assert.ok(!existsSync(join(dirs.l3, 'j-re', 'step-0000000002')), 'step 2 is not an L3 step');
   // L3 went to the launch command's l3Path: the configuration was re-sent.
   assert.ok(existsSync(join(dirs.l3, 'j-re', 'step-0000000004', 'manifest.json')));
   assert.equal(cp.joins.length, 1, 'same port: nothing to re-announce');

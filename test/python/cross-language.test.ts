@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeSafetensorsFile } from '../../src/ckpt/index.ts';
+import { persistsToL3, writeSafetensorsFile } from '../../src/ckpt/index.ts';
 import { parseCpuList } from '../../src/core/index.ts';
 import { python, repoRoot } from './launcher.ts';
 
@@ -138,4 +138,26 @@ print(json.dumps(out))
     7,
     'the last seven are refused by both',
   );
+});
+
+test('the daemons and the client pick the same L3 steps for every cadence', () => {
+  const cadences: { l3Every: number; everySteps: number | null }[] = [
+    { l3Every: 1, everySteps: null },
+    { l3Every: 1, everySteps: 10 },
+    { l3Every: 3, everySteps: null },
+    { l3Every: 4, everySteps: 5 },
+    { l3Every: 2, everySteps: 7 },
+  ];
+  const steps = Array.from({ length: 121 }, (_, i) => i);
+  const script = `
+import json, sys
+from cube.cadence import persists_to_l3
+cadences, steps = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print(json.dumps([[s for s in steps if persists_to_l3(s, c["l3Every"], c["everySteps"])] for c in cadences]))
+`;
+  const r = run(python, ['-c', script, JSON.stringify(cadences), JSON.stringify(steps)]);
+  assert.equal(r.status, 0, r.stderr);
+  const fromTs = cadences.map((c) => steps.filter((s) => persistsToL3(s, c)));
+  assert.deepEqual(JSON.parse(r.stdout), fromTs);
+  assert.deepEqual(fromTs[3], [0, 20, 40, 60, 80, 100, 120]);
 });

@@ -3,6 +3,7 @@ import { CubeError } from '../../core/index.ts';
 import { tryCommit } from '../commit.ts';
 import { asStore } from '../fs-store.ts';
 import { fileKey } from '../layout.ts';
+import { persistsToL3 } from '../l3-cadence.ts';
 import { LeaseRegistry } from '../leases.ts';
 import { persistStep } from '../persist.ts';
 import { collectGarbage, defaultKeep } from '../retention.ts';
@@ -60,6 +61,11 @@ export interface Registration {
   /** The ranks of this job on this node. */
   readonly localRanks: readonly number[];
   readonly l3Every?: number;
+  /**
+   * The job's checkpoint interval in steps (CUBE_CKPT_EVERY): with `l3Every` it fixes which
+   * steps go to L3 (l3-cadence.ts), the same on every node.
+   */
+  readonly everySteps?: number;
   readonly keep?: Partial<Record<Level, number>>;
 }
 
@@ -87,9 +93,9 @@ interface JobState {
   worldSize: number;
   localRanks: Set<number>;
   l3Every: number;
+  everySteps: number | null;
   keep: Partial<Record<Level, number>>;
   readonly saved: Map<number, Map<number, ShardRecord>>;
-  ordinal: number;
   readonly work: WorkItem[];
   working: boolean;
   readonly writing: Set<string>;
@@ -134,9 +140,10 @@ const readChunkBytes = 8 * 1024 * 1024;
 
 /**
  * The node's checkpoint daemon: commits L1 once every local rank recorded a step, pushes the
- * shards to the replica peer (L2) under a bandwidth cap, persists every k-th checkpoint to
- * durable storage (L3), collects garbage, and answers where a rank's shards can be restored
- * from. Failures of L2 or L3 are logged and reported, never passed to training.
+ * shards to the replica peer (L2) under a bandwidth cap, persists every k-th checkpoint (chosen
+ * by step: l3-cadence.ts) to durable storage (L3), collects garbage, and answers where a rank's
+ * shards can be restored from. Failures of L2 or L3 are logged and reported, never passed to
+ * training.
  */
 export class CheckpointDaemon {
   readonly #options: CheckpointDaemonOptions;
@@ -282,6 +289,7 @@ export class CheckpointDaemon {
       });
     const state = this.#jobs.get(job);
     const l3Every = registration.l3Every ?? this.#options.defaultL3Every ?? 1;
+    const everySteps = registration.everySteps ?? null;
     const keep = { ...this.#options.keep, ...registration.keep };
     if (state === undefined)
       this.#jobs.set(job, {
@@ -289,9 +297,9 @@ export class CheckpointDaemon {
         worldSize: registration.worldSize,
         localRanks: new Set(registration.localRanks),
         l3Every,
+        everySteps,
         keep,
         saved: new Map(),
-        ordinal: 0,
         work: [],
         working: false,
         writing: new Set(),
@@ -305,6 +313,7 @@ export class CheckpointDaemon {
       state.worldSize = registration.worldSize;
       state.localRanks = new Set(registration.localRanks);
       state.l3Every = l3Every;
+      state.everySteps = everySteps;
       state.keep = keep;
     }
   }
@@ -412,8 +421,11 @@ export class CheckpointDaemon {
     }
     state.newest.L1 = record.step;
     this.#options.onCommit?.({ job: record.job, level: 'L1', step: record.step });
-    state.ordinal += 1;
-    const persist = this.#l3Root(record.job) !== undefined && state.ordinal % state.l3Every === 0;
+    // A function of the step alone: a spare or a restarted daemon, which has seen fewer
+    // commits, picks the same steps as the others, so every rank of a picked step reaches L3.
+    const persist =
+      this.#l3Root(record.job) !== undefined &&
+      persistsToL3(record.step, { l3Every: state.l3Every, everySteps: state.everySteps });
     this.#enqueue(state, {
       step: record.step,
       records,

@@ -17,6 +17,7 @@ const registerBody = z.strictObject({
   worldSize: z.int().min(1),
   localRanks: z.array(z.int().min(0)).min(1),
   l3Every: z.int().min(1).optional(),
+  everySteps: z.int().min(1).optional(),
   keep: keepSchema.optional(),
 });
 const sourcesQuery = z.object({ rank: z.coerce.number().int().min(0) });
@@ -85,6 +86,7 @@ export function buildLocalApi(daemon: CheckpointDaemon): FastifyInstance {
       worldSize: body.worldSize,
       localRanks: body.localRanks,
       ...(body.l3Every === undefined ? {} : { l3Every: body.l3Every }),
+      ...(body.everySteps === undefined ? {} : { everySteps: body.everySteps }),
       ...(body.keep === undefined ? {} : { keep: body.keep }),
     });
     void reply.send({ ok: true, node: daemon.node });

@@ -202,11 +202,12 @@ function obey(daemon: CheckpointDaemon, log: DaemonLog, raw: unknown): void {
           daemon.setPeerAccess(message.jobId, message.peerAccess);
         break;
       case 'register': {
-        const { worldSize, localRanks, l3Every, keep } = message.registration;
+        const { worldSize, localRanks, l3Every, everySteps, keep } = message.registration;
         daemon.register(message.jobId, message.rank, {
           worldSize,
           localRanks,
           ...(l3Every === undefined ? {} : { l3Every }),
+          ...(everySteps === undefined ? {} : { everySteps }),
           ...(keep === undefined ? {} : { keep }),
         });
         break;

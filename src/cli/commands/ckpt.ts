@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { CubeError, unknownIdError } from '../../core/index.ts';
 import {
   fileKey,
+  findStalledLevels,
   holdingsFromStatuses,
   levels,
   levelSchema,
@@ -17,6 +18,7 @@ import {
   type CheckpointDir,
   type Level,
   type ObjectCheck,
+  type StalledLevel,
   type StepStatus,
   type StepVerification,
 } from '../../ckpt/index.ts';
@@ -82,6 +84,23 @@ async function statusesByStep(
   return new Map([...byStep.entries()].sort((a, b) => a[0] - b[0]));
 }
 
+/** The levels of the rows that stopped committing (stalled-levels.ts). */
+function stalledLevels(rows: ReadonlyMap<number, ReadonlyMap<Level, StepStatus>>): StalledLevel[] {
+  return findStalledLevels([...rows.values()].flatMap((row) => [...row.values()]));
+}
+
+function stalledJson(stalled: readonly StalledLevel[]): Record<string, unknown>[] {
+  return stalled.map((s) => ({
+    level: s.level,
+    newestCommitted: s.newestCommitted,
+    pendingSteps: s.pendingSteps,
+    newestElsewhere: s.newestElsewhere,
+    lagSteps: s.lagSteps,
+    intervalSteps: s.intervalSteps,
+    message: s.message,
+  }));
+}
+
 /** One copy's bytes: each rank's shard size, from whichever level has it. */
 function copyBytes(row: ReadonlyMap<Level, StepStatus>): number {
   const byRank = new Map<number, number>();
@@ -130,7 +149,9 @@ async function ls(dir: string, flags: CommonFlags, output: CliOutput): Promise<v
   const { cd, job } = await openDir(dir, flags);
   const rows =
     job === null ? new Map<number, Map<Level, StepStatus>>() : await statusesByStep(cd, job);
+  const stalled = stalledLevels(rows);
   if (flags.json === true) {
+    // The documented shape ({steps}); `cube ckpt verify --json` carries the stalled levels.
     printJson(output, {
       steps: [...rows.entries()].map(([step, row]) => ({
         step,
@@ -166,6 +187,12 @@ async function ls(dir: string, flags: CommonFlags, output: CliOutput): Promise<v
     ),
   );
   if (problems.length > 0) lines.push('', 'problems:', ...problems);
+  if (stalled.length > 0)
+    lines.push(
+      '',
+      'stalled (a level that stopped committing; `cube ckpt verify` fails on it):',
+      ...stalled.map((s) => `  ${s.message}`),
+    );
   output.out(lines.join('\n'));
 }
 
@@ -248,10 +275,13 @@ async function verify(
   }
 
   const bad = results.filter((r) => !r.ok);
+  // Only a whole-directory verify judges the cadence; one step says nothing about it.
+  const stalled = flags.step === undefined ? stalledLevels(rows) : [];
   if (flags.json === true)
     printJson(output, {
-      ok: bad.length === 0,
+      ok: bad.length === 0 && stalled.length === 0,
       job,
+      stalled: stalledJson(stalled),
       checked: results.map((r) => ({
         step: r.step,
         level: r.level,
@@ -283,6 +313,7 @@ async function verify(
         ? 'restore: no step has a verified shard for every rank'
         : `restore would choose step ${restore.step} timeline ${restore.timeline} (${restore.sources.map((s) => `rank ${s.rank} from ${s.level}`).join(', ')})`,
     );
+    for (const s of stalled) lines.push(s.message);
     output.out(lines.join('\n'));
   }
   if (bad.length > 0) {
@@ -299,6 +330,15 @@ async function verify(
       },
     );
   }
+  if (stalled.length > 0)
+    throw new CubeError(
+      'STORAGE_FAILED',
+      `${stalled.map((s) => s.level).join(', ')} stopped committing: ${stalled.map((s) => s.message).join('; ')}`,
+      {
+        where: { file: cd.path },
+        hint: 'the steps above its newest committed one never got every rank; check that every node persists the same steps (the L3 cadence) and that the level is writable',
+      },
+    );
 }
 
 async function inspect(
@@ -426,7 +466,9 @@ export function registerCkptCommands(program: Command, output: CliOutput): void 
     .action((dir: string, flags: CommonFlags) => ls(dir, flags, output));
   ckpt
     .command('verify')
-    .description('check the size and XXH3-64 of every committed shard; exit 1 when any is bad')
+    .description(
+      'check the size and XXH3-64 of every committed shard, and that no level stopped committing; exit 1 when either fails',
+    )
     .argument('<dir>', dirHelp)
     .option('--step <S>', 'only this step', parseCount('--step'))
     .option('--job <id>', 'the job, when the level roots hold several')

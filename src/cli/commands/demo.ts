@@ -12,7 +12,7 @@ import { startEmbeddedAgents, stopEmbeddedAgents } from '../embedded-cluster.ts'
 import { parsePositiveInt } from '../flags.ts';
 import { printJson, processOutput, type CliOutput } from '../output.ts';
 import { ProgressLine } from '../progress-line.ts';
-import { replayFromLogs, type LogReplay } from '../replay-check.ts';
+import { lossesByStep, replayFromLogs, type LogReplay } from '../replay-check.ts';
 import { formatEvent } from './control.ts';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -78,7 +78,11 @@ export interface RecoveryReport {
   readonly stepsLost: number | null;
   /** Steps rank 0 logged both before the fault and after the restore. */
   readonly replayedSteps: number;
-  readonly replayedIdentical: boolean;
+  /**
+   * Whether every replayed step gave the same loss bit for bit; null when no step was run
+   * again (training resumed exactly where the fault hit), so bit-exactness was not checked.
+   */
+  readonly replayedIdentical: boolean | null;
   readonly firstDifference: LogReplay['firstDifference'];
 }
 
@@ -125,9 +129,20 @@ export function recoveryReport(
     levels,
     stepsLost: restoredStep === null ? null : Math.max(0, lastStep - restoredStep),
     replayedSteps: replay.replayedSteps,
-    replayedIdentical: replay.firstDifference === null,
+    replayedIdentical: replay.replayedSteps === 0 ? null : replay.firstDifference === null,
     firstDifference: replay.firstDifference,
   };
+}
+
+/** The report's line about the replayed steps: never claims bit-exactness when none was run again. */
+export function replayLine(report: RecoveryReport): string {
+  if (report.replayedSteps === 0 || report.replayedIdentical === null)
+    return '  replayed steps  none: no step was run again; bit-exactness not checked';
+  const steps = `${report.replayedSteps} step${report.replayedSteps === 1 ? '' : 's'} run again from the checkpoint`;
+  const difference = report.firstDifference;
+  return difference === null
+    ? `  replayed steps  ${steps}: losses identical bit for bit to the run before the fault`
+    : `  replayed steps  ${steps}: losses DIFFER from step ${difference.step} (${difference.before} before, ${difference.after} after)`;
 }
 
 /** Launch to training of the first attempt (job-scheduled to job-running), from the events. */
@@ -252,15 +267,26 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
         say(
           `submitted job ${job.id}: a GPT on the KJV text, ${flags.nodes * flags.devicesPerNode} ranks, checkpoints every 5 steps (L1 + L2, L3 every 4th)`,
         );
+        const rank0Log = (attempt: number): string => {
+          try {
+            return readFileSync(rankLogPath(dataDir, job.id, attempt, 0), 'utf8');
+          } catch {
+            return '';
+          }
+        };
         const victimRank = flags.nodes * flags.devicesPerNode - 1;
         const killedAtStep = await until(
           'training to pass the kill step',
           300_000,
           async () => {
+            // Rank 0's log names every step as it ends; progress samples arrive only once per
+            // heartbeat, and a kill that late can land on a checkpoint step, leaving nothing
+            // to replay.
+            const logged = [...lossesByStep(rank0Log(0)).keys()];
             const p = await cp.store.listProgress(job.id, { rank: 0, limit: 1_000_000 });
-            const last = p.at(-1);
-            if (last !== undefined) progress.update(`step ${last.step} of ${flags.killAt}`);
-            return last !== undefined && last.step >= flags.killAt ? last.step : null;
+            const last = Math.max(-1, p.at(-1)?.step ?? -1, ...logged);
+            if (last >= 0) progress.update(`step ${last} of ${flags.killAt}`);
+            return last >= flags.killAt ? last : null;
           },
           progress,
         );
@@ -286,13 +312,6 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
           progress,
         );
         const events = await cp.store.listEvents({ jobId: job.id });
-        const rank0Log = (attempt: number): string => {
-          try {
-            return readFileSync(rankLogPath(dataDir, job.id, attempt, 0), 'utf8');
-          } catch {
-            return '';
-          }
-        };
         const replay = replayFromLogs(
           rank0Log(0),
           Array.from({ length: final.restarts }, (_, i) => rank0Log(i + 1)),
@@ -308,7 +327,7 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
             coldStartSeconds: coldStartSeconds(events),
             recovery: report,
           });
-          if (final.state !== 'succeeded' || !report.replayedIdentical)
+          if (final.state !== 'succeeded' || report.replayedIdentical === false)
             throw new CubeError(
               'INFEASIBLE',
               `demo: the job ${final.state === 'succeeded' ? 'replayed steps with different losses' : final.state}`,
@@ -328,9 +347,7 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
             `  restore         ${report.restoreSeconds === null ? '-' : `${report.restoreSeconds.toFixed(2)} s`} (step ${report.restoredStep ?? '-'}: ${levels || '-'})`,
             `  downtime        ${report.downtimeSeconds.toFixed(2)} s (kill to training again)`,
             `  steps lost      ${report.stepsLost ?? '-'} (rank 0 had finished step ${report.killedAtStep}, resumed from ${report.restoredStep ?? '-'})`,
-            report.replayedSteps === 0
-              ? '  replayed steps  none to compare (training resumed at the step the fault hit)'
-              : `  replayed steps  ${report.replayedSteps} step${report.replayedSteps === 1 ? '' : 's'} run again from the checkpoint: losses ${report.firstDifference === null ? 'identical bit for bit to the run before the fault' : `DIFFER from step ${report.firstDifference.step} (${report.firstDifference.before} before, ${report.firstDifference.after} after)`}`,
+            replayLine(report),
             '',
             'try next:',
             '  npx cube up --nodes 4 --spares 1      # a cluster that stays up; then cube submit / jobs / events / logs',
@@ -339,7 +356,7 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
               : '  npx cube demo --keep --kill-at 40   # keep the data and inspect it with cube ckpt ls',
           ].join('\n'),
         );
-        if (final.state !== 'succeeded' || !report.replayedIdentical) process.exitCode = 1;
+        if (final.state !== 'succeeded' || report.replayedIdentical === false) process.exitCode = 1;
       } finally {
         progress.end('stopped');
         unsubscribe();
