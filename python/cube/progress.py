@@ -1,9 +1,10 @@
 """`cube.report_progress`: tells the node agent how far a rank got (docs/control-protocol.md).
 
 The agent listens on the Unix socket `CUBE_AGENT_SOCKET` and relays `POST /v1/progress
-{jobId, rank, step, loss, tokensPerS}` to the control plane, which uses it for the job's
-progress and to detect hung ranks; `report_restored` (`POST /v1/restored {jobId, rank, step,
-level}`) tells it where a resumed rank's state came from. Without the variable (no agent) a report does nothing.
+{jobId, rank, step, loss, tokensPerS, stepTimeS}` to the control plane, which uses it for the
+job's progress, to detect hung ranks and to find stragglers; `report_restored` (`POST
+/v1/restored {jobId, rank, step, level}`) tells it where a resumed rank's state came from.
+Without the variable (no agent) a report does nothing.
 Reporting is cheap (one small request on a kept-alive local connection) and never raises into
 training: a failure is logged once and the report is dropped.
 """
@@ -16,6 +17,7 @@ import logging
 import math
 import os
 import threading
+import time
 from typing import Any
 
 from .daemon_client import _UnixConnection
@@ -97,10 +99,34 @@ def _post(path: str, fields: dict[str, Any]) -> None:
         log.warning("cube: progress report to the agent at %s failed (reported once): %s", socket_path, problem)
 
 
-def report_progress(step: int, loss: Any = None, tokens_per_s: Any = None) -> None:
+# The previous report (step, monotonic time), to measure step times when the caller gives none.
+_last_report: tuple[int, float] | None = None
+
+
+def report_progress(step: int, loss: Any = None, tokens_per_s: Any = None, step_time_s: Any = None) -> None:
     """Reports that this rank finished `step` (with its loss and throughput, when known) to the
-    node agent. A no-op without `CUBE_AGENT_SOCKET`; never raises."""
-    _post("/v1/progress", {"step": int(step), "loss": _number(loss), "tokensPerS": _number(tokens_per_s)})
+    node agent. A no-op without `CUBE_AGENT_SOCKET`; never raises.
+
+    `step_time_s` is the seconds this rank spent per step, for straggler detection. Without it,
+    the wall time since the previous report divided by the steps advanced is sent. In a gang that
+    synchronizes every step (DDP), wall times are the same on every rank, so a script that wants
+    its stragglers found passes the time it spent on its own work, waits on peers excluded."""
+    global _last_report
+    now = time.monotonic()
+    step = int(step)
+    measured = _number(step_time_s)
+    if measured is None and _last_report is not None and step > _last_report[0]:
+        measured = (now - _last_report[1]) / (step - _last_report[0])
+    _last_report = (step, now)
+    _post(
+        "/v1/progress",
+        {
+            "step": step,
+            "loss": _number(loss),
+            "tokensPerS": _number(tokens_per_s),
+            "stepTimeS": measured if measured is None or measured >= 0 else None,
+        },
+    )
 
 
 def report_restored(step: int, level: str) -> None:

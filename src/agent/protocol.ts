@@ -173,6 +173,8 @@ export const progressEventSchema = z.object({
   step: z.int().min(0),
   loss: z.number().nullable(),
   tokensPerS: z.number().nullable(),
+  /** The rank's own step time, when it reported one (straggler detection). */
+  stepTimeS: z.number().min(0).nullable().optional(),
 });
 export const checkpointCommittedEventSchema = z.object({
   kind: z.literal('checkpoint-committed'),
@@ -222,6 +224,8 @@ export const progressReportSchema = z.object({
   step: z.int().min(0),
   loss: z.number().nullish(),
   tokensPerS: z.number().nullish(),
+  /** Seconds this rank took per step, by its own measure (`cube.report_progress`). */
+  stepTimeS: z.number().min(0).nullish(),
 });
 export type ProgressReport = z.infer<typeof progressReportSchema>;
 

@@ -173,6 +173,7 @@ export class RankSupervisor {
       step: report.step,
       loss: report.loss ?? null,
       tokensPerS: report.tokensPerS ?? null,
+      stepTimeS: report.stepTimeS ?? null,
     });
     this.#progressTimer ??= setTimeout(
       () => this.#flushProgress(),

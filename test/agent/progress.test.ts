@@ -89,7 +89,7 @@ test('the agent socket takes progress and restore reports for its ranks and refu
   assert.equal(status.status, 200);
   assert.equal((JSON.parse(status.text) as { node: string }).node, 'node-a');
   // A report from a real rank goes through the Python client.
-  const script = `${importProgress}, report_restored\nreport_restored(2, "L2")\nreport_progress(3, loss=1.25, tokens_per_s=100)\nprint("sent")`;
+  const script = `${importProgress}, report_restored\nreport_restored(2, "L2")\nreport_progress(3, loss=1.25, tokens_per_s=100, step_time_s=0.5)\nprint("sent")`;
   cp.queue(agent.nodeId ?? '', {
     kind: 'launch',
     jobId: 'j-py',
@@ -112,6 +112,7 @@ test('the agent socket takes progress and restore reports for its ranks and refu
     step: 3,
     loss: 1.25,
     tokensPerS: 100,
+    stepTimeS: 0.5,
   });
   assert.deepEqual(cp.eventsOf('restored'), [
     { kind: 'restored', jobId: 'j-py', attempt: 0, rank: 0, step: 2, level: 'L2' },

@@ -3,7 +3,13 @@ import { extname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CubeError } from '../../core/index.ts';
 import { adminTokensPath, ControlPlane } from '../../control/control-plane.ts';
-import { parseJobSpec, type Event, type Job, type Node } from '../../control/model/index.ts';
+import {
+  parseJobSpec,
+  type Event,
+  type EventOf,
+  type Job,
+  type Node,
+} from '../../control/model/index.ts';
 import { ApiClient } from '../api-client.ts';
 import { resolveCredentials, saveCredentials } from '../credentials.ts';
 import { printJson, processOutput, renderTable, type CliOutput } from '../output.ts';
@@ -110,6 +116,13 @@ function ago(ms: number | null): string {
   return `${Math.round(s / 3600)}h`;
 }
 
+/** A straggler's evidence in words: its step time against the gang's, over which steps. */
+function stragglerEvidence(e: EventOf<'straggler'>): string {
+  const d = e.data;
+  const [from, to] = d.steps;
+  return `${d.node ?? d.nodeId} rank ${d.rank}: median step ${d.stepTimeS.toFixed(3)} s over steps ${from}-${to}${d.samples === undefined ? '' : ` (${d.samples} samples)`}, ${d.ratio.toFixed(2)}x the other ranks' median ${d.gangMedianS.toFixed(3)} s (window ${d.windowSteps} steps)`;
+}
+
 /** One line per event, as `cube events` and `cube demo` print them. */
 export function formatEvent(e: Event): string {
   const where = [
@@ -118,10 +131,13 @@ export function formatEvent(e: Event): string {
   ]
     .filter((x) => x !== '')
     .join(' ');
-  const data = Object.entries(e.data as Record<string, unknown>)
-    .filter(([k]) => k !== 'placement' && k !== 'blame')
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
-    .join(' ');
+  const data =
+    e.kind === 'straggler'
+      ? stragglerEvidence(e)
+      : Object.entries(e.data as Record<string, unknown>)
+          .filter(([k]) => k !== 'placement' && k !== 'blame')
+          .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+          .join(' ');
   // A fault's blame: one indented line per node, blamed or not, with the evidence.
   const blame = (e.data as { blame?: unknown }).blame;
   const blameLines = Array.isArray(blame)

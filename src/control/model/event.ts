@@ -94,7 +94,11 @@ export const EventBodySchema = z.discriminatedUnion('kind', [
   body(
     'node-cordoned',
     z
-      .looseObject({ reason: z.string().optional(), by: z.enum(['user', 'fault']).optional() })
+      .looseObject({
+        reason: z.string().optional(),
+        // `straggler`: taken out by the straggler policy's `replace` action, not for a fault.
+        by: z.enum(['user', 'fault', 'straggler']).optional(),
+      })
       .prefault({}),
   ),
   body('node-uncordoned', withReason.prefault({})),
@@ -108,6 +112,22 @@ export const EventBodySchema = z.discriminatedUnion('kind', [
         backoffSeconds: z.number().min(0).optional(),
       })
       .prefault({}),
+  ),
+  body(
+    'straggler',
+    // A rank persistently slower than the rest of its gang (docs/control-protocol.md,
+    // "Stragglers"): its median step time over the window against the others' median.
+    z.looseObject({
+      rank: z.int().min(0),
+      nodeId: z.string(),
+      node: z.string().optional(),
+      stepTimeS: z.number().min(0),
+      gangMedianS: z.number().min(0),
+      ratio: z.number().min(0),
+      windowSteps: z.int().min(1),
+      steps: z.tuple([z.int().min(0), z.int().min(0)]),
+      samples: z.int().min(1).optional(),
+    }),
   ),
   body('job-restored', z.looseObject({ step: z.int().min(0), level: CheckpointLevelSchema })),
   body('job-resumed', z.looseObject({ step: z.int().min(0).optional() }).prefault({})),

@@ -27,10 +27,12 @@ export {
   parseJobSpec,
   RanksSchema,
   RestartPolicySchema,
+  StragglerPolicySchema,
+  stragglerPolicyOf,
   validateJobSpec,
   worldSizeOf,
 } from './job-spec.ts';
-export type { JobSpec, JobSpecInput } from './job-spec.ts';
+export type { JobSpec, JobSpecInput, StragglerPolicy } from './job-spec.ts';
 export {
   isTerminalJobState,
   JobSchema,

@@ -47,11 +47,33 @@ export const RestartPolicySchema = z.strictObject({
   backoffSeconds: z.number().min(0).default(1),
 });
 
+/**
+ * When a rank is a straggler: its median step time over the last `windowSteps` steps is at
+ * least `slowdown` times the median of the other ranks' (docs/control-protocol.md, "Stragglers").
+ */
+export const StragglerPolicySchema = z.strictObject({
+  slowdown: z.number().gt(1).default(1.5),
+  windowSteps: z.int().min(2).default(20),
+  /**
+   * `report`: a `straggler` event only. `replace`: also, at the next L2 or L3 checkpoint commit,
+   * cordon the straggler's node and relaunch the gang from that checkpoint with a spare in its
+   * place (only while a spare is ready; otherwise the job keeps running and the next commit
+   * tries again).
+   */
+  action: z.enum(['report', 'replace']).default('report'),
+});
+export type StragglerPolicy = Immutable<z.output<typeof StragglerPolicySchema>>;
+
 export const FaultPolicySchema = z.strictObject({
   /** A node is considered down after this long without a heartbeat. */
   heartbeatTimeoutSeconds: z.number().positive().default(5),
   /** A running rank that reports no progress for this long is hung. */
   hangTimeoutSeconds: z.number().positive().default(120),
+  /**
+   * Absent, the defaults apply (see stragglerPolicyOf): specs written in code and specs stored
+   * before the policy existed carry none.
+   */
+  straggler: StragglerPolicySchema.optional(),
 });
 
 const JobSpecObjectSchema = z.strictObject({
@@ -101,11 +123,17 @@ const knownKeys: Readonly<Record<string, readonly string[]>> = {
   'checkpoint.keep': Object.keys(CheckpointKeepSchema.shape),
   restart: Object.keys(RestartPolicySchema.shape),
   faults: Object.keys(FaultPolicySchema.shape),
+  'faults.straggler': Object.keys(StragglerPolicySchema.shape),
 };
 
 /** World size of a spec: nodes x devices per node. */
 export function worldSizeOf(spec: Pick<JobSpec, 'ranks'>): number {
   return spec.ranks.nodes * spec.ranks.devicesPerNode;
+}
+
+/** A spec's straggler policy, its defaults filled in where the spec has none. */
+export function stragglerPolicyOf(spec: Pick<JobSpec, 'faults'>): StragglerPolicy {
+  return spec.faults.straggler ?? StragglerPolicySchema.parse({});
 }
 
 /**

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { CubeError } from '../../core/index.ts';
 import {
   isTerminalJobState,
+  stragglerPolicyOf,
   worldSizeOf,
   type FaultCause,
   type FaultClassification,
@@ -24,6 +25,7 @@ import { rankLogPath } from '../server/rank-logs.ts';
 import type { CommandOutbox } from './commands.ts';
 import { type NodeCommand, type PeerEndpoint } from './commands.ts';
 import { newMasterKey, peerAccessFor } from '../../ckpt/daemon/index.ts';
+import { StragglerDetector } from './stragglers.ts';
 
 /** One rank of a job's current attempt, as the agents report it. */
 interface RankRuntime {
@@ -45,6 +47,10 @@ interface JobRuntime {
   restoredStep: number | null;
   resumed: boolean;
   launchedAtMs: number;
+  /** This attempt's straggler detector, made with its first progress report. */
+  stragglers?: StragglerDetector;
+  /** A straggler to replace at the next L2/L3 commit (policy `replace`), and its step then. */
+  stragglerToReplace?: { readonly nodeId: string; readonly rank: number; readonly step: number };
 }
 
 /** A non-zero rank exit waiting out the settle window before it is blamed (`exitSettleMs`). */
@@ -111,6 +117,8 @@ export type AgentEvent =
       readonly step: number;
       readonly loss: number | null;
       readonly tokensPerS: number | null;
+      /** The rank's own step time, when it reports one. */
+      readonly stepTimeS?: number | null;
     }
   | {
       readonly kind: 'checkpoint-committed';
@@ -365,6 +373,7 @@ export class Orchestrator {
             },
           ]);
           await this.#progress(job, e.rank, e.step, now);
+          await this.#stragglers(job, node, e.rank, e.step, e.stepTimeS ?? null, now);
           break;
         }
         case 'checkpoint-committed': {
@@ -382,6 +391,7 @@ export class Orchestrator {
             { jobId: e.jobId, step: e.step, level: e.level, at: now },
             events,
           );
+          if (e.level !== 'L1') await this.#replaceStraggler(job, e.step, e.level);
           // Commit latency of L2 and L3, measured from the step's L1 commit (the save itself
           // happens inside the rank, out of the control plane's sight).
           const key = `${e.jobId}:${e.step}`;
@@ -458,6 +468,82 @@ export class Orchestrator {
         );
       }
     }
+  }
+
+  /**
+   * Feeds a progress report to the attempt's straggler detector; a rank that became
+   * persistently slower than the rest of its gang is a `straggler` event with its evidence.
+   */
+  async #stragglers(
+    job: Job,
+    node: Node,
+    rank: number,
+    step: number,
+    stepTimeS: number | null,
+    now: number,
+  ): Promise<void> {
+    const rt = this.#runtime(job);
+    rt.stragglers ??= new StragglerDetector(stragglerPolicyOf(job.spec));
+    if (job.state !== 'running' && job.state !== 'scheduled') return;
+    const policy = stragglerPolicyOf(job.spec);
+    const f = rt.stragglers.observe({ rank, step, atMs: now, stepTimeS });
+    if (f === null) return;
+    if (policy.action === 'replace' && rt.stragglerToReplace === undefined)
+      rt.stragglerToReplace = { nodeId: node.id, rank, step };
+    await this.#emit([
+      {
+        kind: 'straggler',
+        jobId: job.id,
+        nodeId: node.id,
+        rank,
+        attempt: job.attempt,
+        data: { ...f, steps: [...f.steps], nodeId: node.id, node: node.name },
+      },
+    ]);
+  }
+
+  /**
+   * The straggler policy's `replace`: at the first L2/L3 commit after a straggler was found
+   * (so its rank's state survives its node), and while it still straggles and a spare is
+   * ready, its node is cordoned (`by: 'straggler'`) and the gang relaunched from that
+   * checkpoint with the spare in its place. Not a fault: no `fault-detected`, no restart
+   * counted. Without a ready spare the job keeps running; the next commit tries again.
+   */
+  async #replaceStraggler(job: Job, step: number, level: string): Promise<void> {
+    const rt = this.#jobs.get(job.id);
+    const pending = rt?.stragglerToReplace;
+    if (rt === undefined || pending === undefined || rt.attempt !== job.attempt) return;
+    if (job.state !== 'running' || step < pending.step) return;
+    if (!(rt.stragglers?.straggling.includes(pending.rank) ?? false)) {
+      rt.stragglerToReplace = undefined; // it recovered: nothing to replace
+      return;
+    }
+    const now = this.#now();
+    const nodes = await this.#o.store.listNodes();
+    const spareReady = nodes.some(
+      (n) =>
+        n.role === 'spare' && n.state === 'ready' && this.#silentNodes([n.id], now).length === 0,
+    );
+    if (!spareReady) return;
+    const node = nodes.find((n) => n.id === pending.nodeId);
+    rt.stragglerToReplace = undefined;
+    const reason = `rank ${pending.rank} on ${node?.name ?? pending.nodeId} is a straggler: its node is replaced from a spare, resuming from the ${level} checkpoint of step ${step}`;
+    if (node !== undefined && node.state === 'ready')
+      await this.#updateNode(node, { state: 'cordoned' }, [
+        { kind: 'node-cordoned', nodeId: node.id, data: { reason, by: 'straggler' } },
+      ]);
+    for (const id of nodesOf(job.placement ?? []))
+      this.#o.outbox.push(id, { kind: 'kill', jobId: job.id, attempt: job.attempt });
+    rt.recovery = { failedNodeIds: new Set([pending.nodeId]), detectedAtMs: now, notBeforeMs: now };
+    rt.recoveringSinceMs = now;
+    await this.#updateJob(job, { state: 'recovering', reason }, [
+      {
+        kind: 'job-restarting',
+        jobId: job.id,
+        attempt: job.attempt,
+        data: { reason, restarts: job.restarts, backoffSeconds: 0, inPlace: false },
+      },
+    ]);
   }
 
   async #rankExited(

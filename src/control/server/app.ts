@@ -111,6 +111,7 @@ const agentEvent = z.discriminatedUnion('kind', [
     step: z.int().min(0),
     loss: z.number().nullable().default(null),
     tokensPerS: z.number().min(0).nullable().default(null),
+    stepTimeS: z.number().min(0).nullable().default(null),
   }),
   z.looseObject({
     kind: z.literal('checkpoint-committed'),

@@ -108,6 +108,7 @@ export const eventKinds: readonly string[] = [
   'node-uncordoned',
   'spare-taken',
   'job-restarting',
+  'straggler',
   'job-restored',
   'job-resumed',
   'job-succeeded',
