@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian_packages=(python3-torch python3-numpy python3-xxhash python3-venv)
+# iproute2: `ip netns` for the partition test (test/control/partition.test.ts).
+debian_packages=(python3-torch python3-numpy python3-xxhash python3-venv iproute2)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

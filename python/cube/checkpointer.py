@@ -10,6 +10,7 @@ docs/checkpoint-format.md for the files, and `load_latest` for restore.
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import math
 import queue
@@ -523,14 +524,58 @@ class Checkpointer:
         atomic_write_json(mpath, m)
         return True
 
+    def _check_fence(self, step: int, timeline: int) -> None:
+        """Raises INFEASIBLE when the job's L3 fence (`<L3>/<job>/fence.json`, raised by the node
+        agent at each launch; docs/checkpoint-format.md, "Fencing") names a newer attempt than
+        `timeline`: this rank belongs to a replaced attempt and may not commit at L3."""
+        assert self.l3 is not None
+        path = self.l3.job_dir / "fence.json"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        try:
+            attempt = json.loads(text)["attempt"]
+            if not isinstance(attempt, int):
+                raise TypeError("attempt is not an integer")
+        except (ValueError, KeyError, TypeError) as e:
+            # Guessing "no fence" could let a replaced attempt commit.
+            raise CheckpointError(
+                "CORRUPT_DATA", f"the fence {path} is unreadable: {e}", {"file": str(path)}
+            ) from e
+        if timeline < attempt:
+            raise CheckpointError(
+                "INFEASIBLE",
+                f"step {step} of {self.config.job} (timeline {timeline}) is fenced at {path}: "
+                f"attempt {attempt} was launched since, so an older attempt may not commit",
+                {"level": "L3", "step": step, "file": str(path), "field": "fence"},
+            )
+
     def _persist_l3(self, job: _SaveJob, l1_record: dict[str, Any]) -> None:
         assert self.l3 is not None
         c = self.config
+        # Fenced: write nothing, the shard's name is the newer attempt's shard's name too.
+        self._check_fence(job.step, job.timeline)
         remove_quiet(self.l3.manifest(job.step))
         rel = self.l3.shard_rel(job.step, c.rank)
         atomic_write(self.l3.job_dir / rel, lambda fd: write_all(fd, job.slot.mm))
         record = dict(l1_record, file=rel)
-        atomic_write_json(self.l3.record(job.step, c.rank), record)
+        record_path = self.l3.record(job.step, c.rank)
+        atomic_write_json(record_path, record)
+        try:
+            # Again just before the manifest: the fence may have risen while this rank wrote.
+            self._check_fence(job.step, job.timeline)
+        except CheckpointError:
+            # Take back what this rank wrote, unless a newer attempt's record replaced it since.
+            try:
+                held = read_record(record_path, job=c.job, step=job.step, rank=c.rank)
+                ours = timeline_of(held) == job.timeline
+            except (CheckpointError, OSError):
+                ours = True
+            if ours:
+                remove_quiet(record_path)
+                remove_quiet(self.l3.job_dir / rel)
+            raise
         if self._commit(self.l3, "L3", job.step, list(range(c.world_size))):
             collect(self.l3, "L3", c.keep["L3"])
 

@@ -13,6 +13,7 @@ import { loadCredential, removeCredential, saveCredential } from './credential.t
 import { CheckpointDaemonProcess } from './daemon-process.ts';
 import { ensurePrivateDir } from './private-dir.ts';
 import type { PeerTlsFiles } from '../ckpt/daemon/index.ts';
+import { raiseFence } from '../ckpt/index.ts';
 import type { Device, DevicePlugin } from './devices/device-plugin.ts';
 import { LogForwarder } from './log-forwarder.ts';
 import { checkSocketPath, startLocalSocket } from './local-socket.ts';
@@ -147,6 +148,9 @@ function cpusLeftForRanks(ckptCpus: readonly number[] | undefined): number[] | u
  * (restarted if it dies). When the control plane is unreachable, ranks keep running and
  * everything is retried with backoff.
  */
+/** How long a launch waits for its job's L3 fence to be raised before it starts anyway. */
+const fenceTimeoutMs = 10_000;
+
 export class NodeAgent {
   readonly #options: NodeAgentOptions;
   readonly #log: AgentLog;
@@ -179,6 +183,11 @@ export class NodeAgent {
   #injected: ProbeResult | null = null;
   #freeBytes: { l1: number | null; l3: number | null } = { l1: null, l3: null };
   #l3Path: string | null = null;
+  /**
+   * Launches and kills start in the order the control plane sent them: a launch first raises
+   * its job's L3 fence, and a kill that came after it must not overtake it.
+   */
+  #commandOrder: Promise<void> = Promise.resolve();
   #rejoining: Promise<void> | null = null;
 
   constructor(options: NodeAgentOptions) {
@@ -628,12 +637,18 @@ export class NodeAgent {
         case 'launch':
           if (this.#state !== 'running') break;
           this.#configureCheckpoints(command);
-          void this.#supervisor.launch(command, this.#killGraceMs).catch(failed);
+          this.#commandOrder = this.#commandOrder.then(async () => {
+            await this.#raiseFence(command);
+            if (this.#state !== 'running') return;
+            void this.#supervisor.launch(command, this.#killGraceMs).catch(failed);
+          });
           break;
         case 'kill':
-          void this.#supervisor
-            .kill(command.jobId, command.attempt, this.#killGraceMs)
-            .catch(failed);
+          this.#commandOrder = this.#commandOrder.then(() => {
+            void this.#supervisor
+              .kill(command.jobId, command.attempt, this.#killGraceMs)
+              .catch(failed);
+          });
           break;
         case 'fault':
           void this.#fault(command).catch(failed);
@@ -641,6 +656,34 @@ export class NodeAgent {
         default:
           command satisfies never;
       }
+    }
+  }
+
+  /**
+   * Raises the job's L3 fence to this attempt before its ranks start (docs/checkpoint-format.md,
+   * "Fencing"): from then on, ranks of older attempts (on a node cut off from the control plane)
+   * cannot commit at L3. A node that cannot reach L3 launches anyway: its ranks cannot commit
+   * there either, and every node of the attempt raises the same fence.
+   */
+  async #raiseFence(command: LaunchCommand): Promise<void> {
+    const l3Path = command.checkpoint.l3Path ?? join(this.#options.dataDir, 'l3');
+    const giveUp = new AbortController();
+    // A hung shared filesystem must not hold up this launch, nor the commands queued behind it.
+    const timedOut = sleep(fenceTimeoutMs, giveUp.signal).then(() => 'timed out' as const);
+    try {
+      const raised = await Promise.race([
+        raiseFence(l3Path, command.jobId, command.attempt, { signal: giveUp.signal }),
+        timedOut,
+      ]);
+      if (raised === 'timed out')
+        throw new Error(`no answer from ${l3Path} within ${fenceTimeoutMs / 1000} s`);
+    } catch (error) {
+      this.#log.warn(
+        { jobId: command.jobId, attempt: command.attempt, err: String(error) },
+        'could not raise the L3 fence; launching anyway',
+      );
+    } finally {
+      giveUp.abort();
     }
   }
 

@@ -3,6 +3,7 @@
  * expected rank's record exists and names a file of the recorded size.
  */
 import { CubeError } from '../core/index.ts';
+import { checkFence } from './fence.ts';
 import { asStore, type LevelRoot } from './fs-store.ts';
 import type { DurableStore } from './l3-store.ts';
 import { fileKey, manifestKey, recordKey } from './layout.ts';
@@ -208,6 +209,9 @@ async function gapOf(
  * Then the manifest is written atomically, as the last file of the step. Otherwise nothing is
  * written and the gaps are returned.
  *
+ * At L3, a step whose timeline is below the job's fence (fence.ts) is refused (INFEASIBLE,
+ * `isFenced`).
+ *
  * Idempotent and safe under concurrent callers (ranks, the daemon): a valid manifest with the
  * same shards is left alone; callers that race each write the same complete manifest (its
  * `committedAt` comes from the records, not the clock) through their own temp file and
@@ -265,6 +269,9 @@ export async function tryCommit(
     level: options.level,
     ...(options.layout === undefined ? {} : { layout: options.layout }),
   });
+  // Fencing: once a newer attempt was launched, an older one's ranks (a partitioned node that
+  // kept running) commit nothing more at L3, where every later attempt restores from.
+  if (options.level === 'L3') await checkFence(store, job, step, manifest.timeline, options);
   const key = manifestKey(job, step);
   const existing = await readManifest(store, job, step, options);
   if (existing.kind === 'valid' && sameShards(existing.value, manifest))

@@ -104,6 +104,8 @@ export type { CommitGap, CommitOptions, CommitResult } from './commit.ts';
 export { hashFile, hashObject, verifyObject, verifyShard, verifyStep } from './verify.ts';
 export type { ObjectCheck, ShardCheck, StepVerification } from './verify.ts';
 export { persistStep } from './persist.ts';
+export { checkFence, isFenced, fenceKey, fenceName, raiseFence, readFence } from './fence.ts';
+export type { Fence } from './fence.ts';
 export type { PersistOptions, PersistResult } from './persist.ts';
 export { LeaseRegistry } from './leases.ts';
 export { collectGarbage, defaultKeep, deleteStep, planRetention } from './retention.ts';

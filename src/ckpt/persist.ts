@@ -5,8 +5,9 @@
 import { CubeError } from '../core/index.ts';
 import { contentMismatchOf } from './atomic-file.ts';
 import { tryCommit, type CommitResult } from './commit.ts';
+import { checkFence, isFenced } from './fence.ts';
 import { asStore, type LevelRoot } from './fs-store.ts';
-import { fileKey, shardFile } from './layout.ts';
+import { fileKey, recordKey, shardFile } from './layout.ts';
 import { readRecord, stepStatus } from './scan.ts';
 import type { Layout, Level, ShardRecord } from './schemas.ts';
 import { putRecord } from './save-shard.ts';
@@ -40,7 +41,8 @@ export interface PersistResult {
  * writes the record (its `file` now `step-S/rank-R.safetensors`), then tries to commit the
  * target: the manifest appears once every expected rank is there, whichever node copies last.
  * Throws INFEASIBLE when the source step is not committed, CORRUPT_DATA when a shard fails
- * verification.
+ * verification, INFEASIBLE (`isFenced`) when the step's timeline is fenced at the target
+ * (fence.ts): then nothing is written, or what this call wrote is removed again.
  */
 export async function persistStep(
   source: LevelRoot,
@@ -60,6 +62,9 @@ export async function persistStep(
       `cannot persist step ${step} of ${job} from ${status.location}: it is ${status.state}${status.problems[0] === undefined ? '' : ` (${status.problems[0].message})`}`,
       { where: { file: status.location } },
     );
+  // A fenced attempt writes nothing at L3: its shard files would replace the newer attempt's
+  // of the same step (same names), not just fail to commit.
+  if (options.to === 'L3') await checkFence(dst, job, step, manifest.timeline, signal);
   const wanted = options.ranks ?? manifest.shards.map((s) => s.rank);
   const copied: number[] = [];
   const skipped: number[] = [];
@@ -128,11 +133,29 @@ export async function persistStep(
   const expectRanks =
     options.expectRanks ??
     (options.to === 'L3' ? Array.from({ length: manifest.worldSize }, (_, r) => r) : wanted);
-  const commit = await tryCommit(dst, job, step, {
-    level: options.to,
-    expectRanks,
-    layout: options.layout ?? manifest.layout,
-    ...signal,
-  });
+  let commit: CommitResult;
+  try {
+    commit = await tryCommit(dst, job, step, {
+      level: options.to,
+      expectRanks,
+      layout: options.layout ?? manifest.layout,
+      ...signal,
+    });
+    // Not committed yet: a fence raised while copying must still take back this call's
+    // records, or they would keep the newer attempt's records of the step from committing.
+    if (commit.kind === 'incomplete' && options.to === 'L3')
+      await checkFence(dst, job, step, manifest.timeline, signal);
+  } catch (error) {
+    // Fenced while copying: take back what this call wrote, unless a newer attempt's record
+    // has replaced it meanwhile.
+    if (isFenced(error))
+      for (const rank of copied) {
+        const record = await readRecord(dst, job, step, rank);
+        if (record.kind === 'valid' && record.value.timeline !== manifest.timeline) continue;
+        await dst.delete(recordKey(job, step, rank));
+        await dst.delete(fileKey(job, shardFile(step, rank)));
+      }
+    throw error;
+  }
   return { copied, skipped, commit };
 }

@@ -5,6 +5,7 @@ import { asStore } from '../fs-store.ts';
 import { fileKey } from '../layout.ts';
 import { persistsToL3 } from '../l3-cadence.ts';
 import { LeaseRegistry } from '../leases.ts';
+import { isFenced } from '../fence.ts';
 import { persistStep } from '../persist.ts';
 import { collectGarbage, defaultKeep } from '../retention.ts';
 import { isCommitted, readRecord, scanJob } from '../scan.ts';
@@ -109,6 +110,11 @@ interface JobState {
    * job's work runs one item at a time, and fresh 8 MiB buffers per shard cost page faults.
    */
   readBuffers: readonly [Buffer, Buffer] | null;
+  /**
+   * The job's L3 fence refused this node's last persist: its ranks belong to a replaced
+   * attempt, so its garbage collection leaves L3 alone (until a rank registers again).
+   */
+  fenced: boolean;
 }
 
 /** Per job, what `GET /v1/status` reports. */
@@ -308,8 +314,10 @@ export class CheckpointDaemon {
         errors: [],
         dropped: [],
         readBuffers: null,
+        fenced: false,
       });
     else {
+      state.fenced = false;
       state.worldSize = registration.worldSize;
       state.localRanks = new Set(registration.localRanks);
       state.l3Every = l3Every;
@@ -706,10 +714,12 @@ export class CheckpointDaemon {
             readBuffers: buffers,
           });
           if (result.commit.kind !== 'incomplete') {
+            state.fenced = false;
             state.newest.L3 = Math.max(state.newest.L3 ?? -1, item.step);
             this.#options.onCommit?.({ job: state.job, level: 'L3', step: item.step });
           }
         } catch (error) {
+          if (isFenced(error)) state.fenced = true;
           if (!signal.aborted) this.#error(state, 'L3', item.step, describe(error));
         }
       }
@@ -720,7 +730,8 @@ export class CheckpointDaemon {
 
   async #collect(job: string): Promise<void> {
     const state = this.#jobs.get(job);
-    const l3Root = this.#l3Root(job);
+    // A fenced attempt's steps decide nothing at L3: the newer attempt's retention does.
+    const l3Root = state?.fenced === true ? undefined : this.#l3Root(job);
     try {
       await collectGarbage(
         {
