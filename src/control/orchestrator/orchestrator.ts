@@ -288,13 +288,30 @@ export class Orchestrator {
     this.#lastSeen.set(node.id, now);
     if (report.health !== undefined) this.#lastHealth.set(node.id, report.health);
     let current = node;
-    if (node.state === 'down')
+    if (node.state === 'down') {
+      // A node cordoned before it went silent (a fault, or a user) comes back cordoned: only
+      // `cube uncordon` (or its evidence clearing, for a user to judge) returns it to service.
+      const wasCordoned = await this.#cordonedWhenDown(node.id);
       current = await this.#updateNode(
         node,
-        { state: 'ready', lastHeartbeatAt: now, health: report.health ?? null },
-        [{ kind: 'node-up', nodeId: node.id, data: { reason: 'heartbeats resumed' } }],
+        {
+          state: wasCordoned ? 'cordoned' : 'ready',
+          lastHeartbeatAt: now,
+          health: report.health ?? null,
+        },
+        [
+          {
+            kind: 'node-up',
+            nodeId: node.id,
+            data: {
+              reason: wasCordoned
+                ? 'heartbeats resumed; it stays cordoned, as it was before it went down'
+                : 'heartbeats resumed',
+            },
+          },
+        ],
       );
-    else
+    } else
       // An unchanged heartbeat is not a state change: its time and health wait in memory and
       // are written for many nodes in one transaction (see #flushHeartbeats).
       this.#noteHeartbeat(node.id, now, report.health ?? null);
@@ -1047,6 +1064,12 @@ export class Orchestrator {
     };
   }
 
+  /** True when the node's newest `node-down` event says it was cordoned when it went down. */
+  async #cordonedWhenDown(nodeId: string): Promise<boolean> {
+    const downs = await this.#o.store.listEvents({ nodeId, kinds: ['node-down'] });
+    return (downs.at(-1)?.data as { wasCordoned?: unknown } | undefined)?.wasCordoned === true;
+  }
+
   async #detectSilentNodes(): Promise<void> {
     const now = this.#now();
     const active = await this.#o.store.listJobs({ states: ['scheduled', 'running', 'recovering'] });
@@ -1069,6 +1092,8 @@ export class Orchestrator {
           nodeId: node.id,
           data: {
             reason: `no heartbeat for ${Math.round((now - last) / 1000)} s (timeout ${timeoutMs / 1000} s)`,
+            // Read back when its heartbeats resume, so that going silent never lifts a cordon.
+            wasCordoned: node.state === 'cordoned',
           },
         },
       ]);
