@@ -28,6 +28,7 @@ import { validateJobSpec } from '../../src/control/model/index.ts';
 import { readFence, scanJob, stepDirName, type Fence } from '../../src/ckpt/index.ts';
 import { python, repoRoot } from '../python/launcher.ts';
 import { createNetnsHost, netnsUnavailable, type NetnsHost } from '../support/netns.ts';
+import { processAlive, rankPids } from '../support/rank-processes.ts';
 import { until } from '../support/test-cluster.ts';
 
 const unavailable = netnsUnavailable();
@@ -85,35 +86,6 @@ function startAgent(name: string, role: 'worker' | 'spare', inNetns: boolean): C
 function agentLog(name: string): string {
   const file = join(dataDir, 'nodes', name, 'agent.log');
   return existsSync(file) ? readFileSync(file, 'utf8') : '';
-}
-
-/** The live (not zombie) processes whose environment names this node and job: its ranks. */
-function rankPids(node: string, job: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const env = readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
-      if (
-        env.includes(`CUBE_NODE=${node}`) &&
-        env.includes(`CUBE_JOB_ID=${job}`) &&
-        alive(Number(entry))
-      )
-        pids.push(Number(entry));
-    } catch {
-      // gone, or not ours to read
-    }
-  }
-  return pids;
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 /** Committed L3 steps: step, timeline, and when the manifest was written (its mtime). */
@@ -266,7 +238,7 @@ test(
     await new Promise((r) => setTimeout(r, 1500));
     assertNothingOldCommittedAfter(await committedL3(l3, job.id), fence, fencedAtMs);
     assert.match(agentLog('node-0'), /is fenced at/, 'its daemon tried L3 and was refused');
-    assert.ok(alive(oldRank), 'the cut-off rank kept running through the partition');
+    assert.ok(processAlive(oldRank), 'the cut-off rank kept running through the partition');
     assert.ok(cutOffAgent.exitCode === null, 'the cut-off agent is alive');
 
     // The control plane wrote node-0 off: down (or cordoned), and out of the placement.
@@ -279,7 +251,7 @@ test(
     net.heal();
     const healedAt = Date.now();
     await until('the old rank to be killed after the node reconnects', 15_000, () =>
-      Promise.resolve(alive(oldRank) ? null : true),
+      Promise.resolve(processAlive(oldRank) ? null : true),
     );
     process.stdout.write(`# old rank gone ${Date.now() - healedAt} ms after the heal\n`);
     assert.ok(cutOffAgent.exitCode === null, 'only the rank was stopped, not the agent');

@@ -4,7 +4,6 @@
 // for bit. A rank that keeps failing ends the job after its restart policy.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ControlPlane } from '../../src/control/control-plane.ts';
 import type { Job, JobSpecInput } from '../../src/control/model/index.ts';
@@ -12,6 +11,7 @@ import { validateJobSpec } from '../../src/control/model/index.ts';
 import type { EmbeddedAgent } from '../../src/cli/embedded-cluster.ts';
 import { lossesByStep, makeLevels, python, repoRoot, runTrainer } from '../python/launcher.ts';
 import { startTestCluster, until, type TestCluster } from '../support/test-cluster.ts';
+import { rankPids } from '../support/rank-processes.ts';
 
 const STEPS = 36;
 const TRAIN = [
@@ -36,22 +36,6 @@ let cluster: TestCluster | undefined;
 let dataDir: string;
 let cp: ControlPlane;
 let agents: EmbeddedAgent[];
-
-/** Processes whose environment names this node and job: the ranks a node's agent started. */
-function rankPids(node: string, job: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const env = readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
-      if (env.includes(`CUBE_NODE=${node}`) && env.includes(`CUBE_JOB_ID=${job}`))
-        pids.push(Number(entry));
-    } catch {
-      // gone, or not ours to read
-    }
-  }
-  return pids;
-}
 
 function spec(
   overrides: Partial<JobSpecInput> & { command: string[] },

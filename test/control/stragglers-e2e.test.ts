@@ -5,7 +5,6 @@
 // `straggler` event.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatEvent } from '../../src/cli/commands/control.ts';
 import type { ControlPlane } from '../../src/control/control-plane.ts';
@@ -17,25 +16,10 @@ import {
 } from '../../src/control/model/index.ts';
 import { python, repoRoot } from '../python/launcher.ts';
 import { startTestCluster, until, type TestCluster } from '../support/test-cluster.ts';
+import { rankPids } from '../support/rank-processes.ts';
 
 let cluster: TestCluster | undefined;
 let cp: ControlPlane;
-
-/** Processes whose environment names this node and job: the ranks a node's agent started. */
-function rankPids(node: string, job: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const env = readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
-      if (env.includes(`CUBE_NODE=${node}`) && env.includes(`CUBE_JOB_ID=${job}`))
-        pids.push(Number(entry));
-    } catch {
-      // gone, or not ours to read
-    }
-  }
-  return pids;
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

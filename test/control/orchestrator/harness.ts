@@ -74,17 +74,33 @@ export class Harness {
   readonly nodes: FakeNode[] = [];
   readonly dataDir: string;
   readonly store: SqliteStateStore;
-  readonly orchestrator: Orchestrator;
+  /** Replaced by {@link restartOrchestrator}, as a restarted control plane would be. */
+  orchestrator: Orchestrator;
+  readonly #options: HarnessOptions;
   #sinceHeartbeatMs = 0;
 
   private constructor(dataDir: string, store: SqliteStateStore, options: HarnessOptions) {
     this.dataDir = dataDir;
     this.store = store;
-    this.orchestrator = new Orchestrator({
-      store,
+    this.#options = options;
+    this.orchestrator = this.#newOrchestrator();
+  }
+
+  /**
+   * A control-plane restart: a fresh orchestrator (empty memory: no runtimes, no outbox, no
+   * heartbeat times) on the same store, started at the current clock.
+   */
+  restartOrchestrator(): void {
+    this.orchestrator = this.#newOrchestrator();
+  }
+
+  #newOrchestrator(): Orchestrator {
+    const options = this.#options;
+    return new Orchestrator({
+      store: this.store,
       metrics: createMetrics(),
       outbox: new CommandOutbox(),
-      dataDir,
+      dataDir: this.dataDir,
       now: () => this.clockMs,
       heartbeatIntervalMs: intervalMs,
       heartbeatTimeoutMs: 5000,

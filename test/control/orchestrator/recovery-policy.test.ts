@@ -148,3 +148,36 @@ test('a job cancelled during its recovery stays cancelled: no relaunch, no spare
     'the survivor was told to stop its ranks',
   );
 });
+
+test('a control-plane restart during a recovery finishes it once: the spare takes the lost rank, nothing relaunches twice', async () => {
+  h = await Harness.start({ workers: 2, spares: 1 });
+  const job = await h.startJob({ restart: { maxRestarts: 3, backoffSeconds: 4 } });
+  await h.progress(job.id, 6);
+  h.node('node-1').alive = false;
+  await h.runUntil('the recovery', 15_000, async () =>
+    (await h?.job(job.id))?.state === 'recovering' ? true : null,
+  );
+  assert.equal((await h.job(job.id)).attempt, 0, 'still in the backoff, not yet relaunched');
+  // The server dies and comes back: its memory (the recovery plan, the outbox, heartbeat
+  // times) is gone; the store has the job in `recovering` and node-1 down.
+  h.restartOrchestrator();
+  const relaunched = await h.runUntil('the relaunch after the restart', 20_000, async () => {
+    const j = await h?.job(job.id);
+    return j !== undefined && j.attempt === 1 && j.state !== 'recovering' ? j : null;
+  });
+  assert.deepEqual(await h.placementNames(job.id), ['node-0', 'spare-0']);
+  assert.equal(relaunched.restarts, 1);
+  await h.runUntil('both nodes to get the new launch', 5000, async () =>
+    (await h?.currentRanks(job.id))?.filter((r) => r.rank.attempt === 1).length === 2 ? true : null,
+  );
+  await h.progress(job.id, 8);
+  await h.runUntil('the job to run again', 5000, async () =>
+    (await h?.job(job.id))?.state === 'running' ? true : null,
+  );
+  await h.run(10_000);
+  const final = await h.job(job.id);
+  assert.equal(final.attempt, 1, 'one relaunch, not two');
+  assert.equal((await h.events({ jobId: job.id, kinds: ['spare-taken'] })).length, 1);
+  assert.equal(h.node('spare-0').launches(job.id).length, 1);
+  assert.notEqual((await h.stored('node-1')).state, 'ready');
+});
