@@ -9,28 +9,19 @@ import type { ControlPlane } from '../../src/control/control-plane.ts';
 import type { Job, JobSpecInput } from '../../src/control/model/index.ts';
 import { validateJobSpec } from '../../src/control/model/index.ts';
 import type { EmbeddedAgent } from '../../src/cli/embedded-cluster.ts';
-import { lossesByStep, makeLevels, python, repoRoot, runTrainer } from '../python/launcher.ts';
+import {
+  lossesByStep,
+  makeLevels,
+  python,
+  repoRoot,
+  runTrainer,
+  tinyModelArgs,
+} from '../python/launcher.ts';
 import { startTestCluster, until, type TestCluster } from '../support/test-cluster.ts';
 import { rankPids } from '../support/rank-processes.ts';
 
 const STEPS = 36;
-const TRAIN = [
-  'examples/gpt/train.py',
-  '--steps',
-  String(STEPS),
-  '--layers',
-  '2',
-  '--hidden',
-  '64',
-  '--heads',
-  '2',
-  '--seq-len',
-  '32',
-  '--batch',
-  '4',
-  '--seed',
-  '21',
-];
+const TRAIN = ['examples/gpt/train.py', '--steps', String(STEPS), ...tinyModelArgs, '--seed', '21'];
 
 let cluster: TestCluster | undefined;
 let dataDir: string;

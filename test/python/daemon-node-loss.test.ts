@@ -19,27 +19,11 @@ import {
   repoRoot,
   runTrainer,
   type RunResult,
+  tinyModelArgs,
 } from './launcher.ts';
 
 const STEPS = 30;
-const ARGS = [
-  '--steps',
-  String(STEPS),
-  '--ckpt-every',
-  '2',
-  '--layers',
-  '2',
-  '--hidden',
-  '64',
-  '--heads',
-  '2',
-  '--seq-len',
-  '32',
-  '--batch',
-  '4',
-  '--seed',
-  '11',
-];
+const ARGS = ['--steps', String(STEPS), '--ckpt-every', '2', ...tinyModelArgs, '--seed', '11'];
 
 interface DaemonNode {
   readonly name: string;

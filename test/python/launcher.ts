@@ -10,6 +10,20 @@ import { fileURLToPath } from 'node:url';
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 // Debian's interpreter carries torch, numpy and xxhash; a pyenv python3 on PATH may not.
 export const python = '/usr/bin/python3';
+
+/** The example trainer's tiny model (2 layers x 64 hidden, sequence 32, batch 4 per rank). */
+export const tinyModelArgs: readonly string[] = [
+  '--layers',
+  '2',
+  '--hidden',
+  '64',
+  '--heads',
+  '2',
+  '--seq-len',
+  '32',
+  '--batch',
+  '4',
+];
 const trainer = join(repoRoot, 'examples/gpt/train.py');
 
 export interface Levels {

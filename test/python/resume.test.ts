@@ -12,28 +12,12 @@ import {
   seededRandom,
   type Levels,
   type RunResult,
+  tinyModelArgs,
 } from './launcher.ts';
 
 const STEPS = 40;
 // Tiny config: 2 layers x 64 hidden, sequence 32, batch 4 per rank; a checkpoint every 4 steps.
-const ARGS = [
-  '--steps',
-  String(STEPS),
-  '--ckpt-every',
-  '4',
-  '--layers',
-  '2',
-  '--hidden',
-  '64',
-  '--heads',
-  '2',
-  '--seq-len',
-  '32',
-  '--batch',
-  '4',
-  '--seed',
-  '7',
-];
+const ARGS = ['--steps', String(STEPS), '--ckpt-every', '4', ...tinyModelArgs, '--seed', '7'];
 
 function explain(r: RunResult): string {
   return r.stderr.map((s, rank) => `--- rank ${rank} stderr ---\n${s.slice(-3000)}`).join('\n');

@@ -8,22 +8,16 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, cpSync } from 'node:fs';
 import { join } from 'node:path';
-import { lossesByStep, makeLevels, runTrainer, type Levels, type RunResult } from './launcher.ts';
+import {
+  lossesByStep,
+  makeLevels,
+  runTrainer,
+  type Levels,
+  type RunResult,
+  tinyModelArgs,
+} from './launcher.ts';
 
-const ARGS = [
-  '--ckpt-every',
-  '4',
-  '--layers',
-  '2',
-  '--hidden',
-  '64',
-  '--heads',
-  '2',
-  '--seq-len',
-  '32',
-  '--batch',
-  '4',
-];
+const ARGS = ['--ckpt-every', '4', ...tinyModelArgs];
 const STEPS = 24;
 
 function explain(r: RunResult): string {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import type { ControlPlane } from '../../src/control/control-plane.ts';
 import type { Job } from '../../src/control/model/index.ts';
-import { python, repoRoot } from '../python/launcher.ts';
+import { python, repoRoot, tinyModelArgs } from '../python/launcher.ts';
 import { startTestCluster, until, type TestCluster } from '../support/test-cluster.ts';
 import { launchChromium } from './browser.ts';
 import { ensureWebBundle } from './web-bundle.ts';
@@ -59,24 +59,7 @@ before(async () => {
   ({ cp } = cluster);
   const job = await api<Job>('POST', '/jobs', {
     name: 'web-e2e',
-    command: [
-      python,
-      'examples/gpt/train.py',
-      '--steps',
-      '3000',
-      '--layers',
-      '2',
-      '--hidden',
-      '64',
-      '--heads',
-      '2',
-      '--seq-len',
-      '32',
-      '--batch',
-      '4',
-      '--seed',
-      '5',
-    ],
+    command: [python, 'examples/gpt/train.py', '--steps', '3000', ...tinyModelArgs, '--seed', '5'],
     workingDir: repoRoot,
     env: { OMP_NUM_THREADS: '1', PYTHONDONTWRITEBYTECODE: '1' },
     ranks: { nodes: 2, devicesPerNode: 2 },
