@@ -5,13 +5,12 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { destination, pino } from 'pino';
 import { z } from 'zod';
-import { allowedCpus, CubeError, formatCpuList } from '../core/index.ts';
+import { allowedCpus, CubeError, ensurePrivateDir, formatCpuList } from '../core/index.ts';
 import { LocalBackend, type ExecutionBackend } from '../backends/index.ts';
 import type { AgentLog } from './agent-log.ts';
 import { controlUrl, isAuthFailure, isRetryable, postJson, type Reply } from './control-client.ts';
 import { loadCredential, removeCredential, saveCredential } from './credential.ts';
 import { CheckpointDaemonProcess } from './daemon-process.ts';
-import { ensurePrivateDir } from './private-dir.ts';
 import type { PeerTlsFiles } from '../ckpt/daemon/index.ts';
 import { raiseFence } from '../ckpt/index.ts';
 import type { Device, DevicePlugin } from './devices/device-plugin.ts';
@@ -337,9 +336,9 @@ export class NodeAgent {
         : AbortSignal.any([options.signal, this.#stop.signal]);
     try {
       // Private before anything is written: checkpoints, the credential and sockets live here.
-      await ensurePrivateDir(this.#options.dataDir, 'agent data directory');
-      await ensurePrivateDir(this.#l1Root, 'L1 directory');
-      await ensurePrivateDir(join(this.#options.dataDir, 'l2'), 'L2 directory');
+      ensurePrivateDir(this.#options.dataDir, { what: 'agent data directory' });
+      ensurePrivateDir(this.#l1Root, { what: 'L1 directory', field: '--l1' });
+      ensurePrivateDir(join(this.#options.dataDir, 'l2'), { what: 'L2 directory' });
       for (const orphan of await reapOrphans(this.#recordsPath)) {
         this.#log.warn(orphan, 'killed a rank left running by an earlier agent');
         this.#events.push({

@@ -2,14 +2,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { CubeError } from '../core/index.ts';
+import { CubeError, ensurePrivateDir } from '../core/index.ts';
 import { CommandOutbox } from './orchestrator/commands.ts';
 import { Orchestrator } from './orchestrator/orchestrator.ts';
 import { loadPeerMasterKey } from './peer-master-key.ts';
 import { routeAccessTable, type RouteAccess } from './server/access.ts';
 import { buildControlApp } from './server/app.ts';
 import { createMetrics } from './server/metrics.ts';
-import { ensurePrivateDir, makePrivate, writeSecretFileSync } from './private-files.ts';
+import { makePrivate, writeSecretFileSync } from './private-files.ts';
 import { openSqliteStore, type StateStore } from './store/index.ts';
 
 export interface ControlPlaneOptions {
@@ -120,7 +120,7 @@ export class ControlPlane {
   }
 
   static async start(options: ControlPlaneOptions): Promise<ControlPlane> {
-    ensurePrivateDir(options.dataDir);
+    ensurePrivateDir(options.dataDir, { what: 'data directory', field: '--data-dir' });
     const dbPath = join(options.dataDir, 'cube.db');
     const store = await openSqliteStore({ path: dbPath });
     makePrivate([dbPath, `${dbPath}-wal`, `${dbPath}-shm`]);

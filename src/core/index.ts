@@ -10,3 +10,4 @@ export {
   schemaError,
 } from './structured-file.ts';
 export { allowedCpus, formatCpuList, parseCpuList, pinProcess } from './cpu-affinity.ts';
+export { ensurePrivateDir } from './private-dir.ts';

@@ -104,7 +104,7 @@ test(
     const dataDir = join(root, 'theirs');
     mkdirSync(dataDir, { mode: 0o700 });
     chownSync(dataDir, 65534, 65534);
-    await assert.rejects(ControlPlane.start({ dataDir }), /belongs to user 65534/);
+    await assert.rejects(ControlPlane.start({ dataDir }), /owned by uid 65534/);
     assert.deepEqual(readdirSync(dataDir), []);
   },
 );
