@@ -1,6 +1,8 @@
 // A worker thread that plays many node agents at once: each joins over the real API, then
 // heartbeats at 1 Hz (sleeping the interval after each reply, as the real agent does) with a
-// realistic body (probes, eight devices, free space, no ranks), over keep-alive HTTP. The
+// realistic body (probes, eight devices, free space), over keep-alive HTTP. With `ranks`, each
+// agent also reports the ranks the control plane launched on it (from the heartbeat replies'
+// `launch` commands) as running, a step further each time, as a busy cluster's agents do. The
 // latency of every heartbeat inside a measurement window is recorded.
 import { Agent, request } from 'node:http';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -9,6 +11,9 @@ interface Sim {
   name: string;
   nodeId: string;
   credential: string;
+  /** Ranks running on the agent, reported in its heartbeats. */
+  ranks: { jobId: string; attempt: number; rank: number }[];
+  step: number;
 }
 
 export interface WorkerInput {
@@ -19,12 +24,24 @@ export interface WorkerInput {
   readonly intervalMs: number;
   /** Skip the join (the bare baseline server has no join route): ids are made up. */
   readonly fakeJoin: boolean;
+  /**
+   * Report ranks: those launched on the agent (`launch` commands), or, with `fakeJoin` (the
+   * bare server launches nothing), `devicesPerNode` made-up ones, for the same body size.
+   */
+  readonly ranks?: boolean;
 }
 
 export type WorkerCommand = { kind: 'heartbeat' } | { kind: 'measure' } | { kind: 'stop' };
 export type WorkerReply =
   | { kind: 'joined'; count: number; joinMs: number[] }
-  | { kind: 'measured'; latenciesMs: number[]; errors: number; lagMs: number }
+  | {
+      kind: 'measured';
+      latenciesMs: number[];
+      errors: number;
+      lagMs: number;
+      /** Ranks the agents report now, all together. */
+      ranks: number;
+    }
   | { kind: 'stopped' };
 
 const input = workerData as WorkerInput;
@@ -83,14 +100,44 @@ const heartbeatRest = JSON.stringify({
     freeBytes: { l1: 32_000_000_000, l3: null },
   },
   ranks: [],
-}).slice(1);
+}).slice(1, -'"ranks":[]}'.length);
 
-function heartbeatBody(): string {
-  return `{"at":"${new Date().toISOString()}",${heartbeatRest}`;
+function heartbeatBody(sim: Sim): string {
+  const ranks = sim.ranks.map((r) => ({
+    ...r,
+    state: 'running',
+    progress: { step: sim.step, at: null },
+  }));
+  sim.step += 1;
+  return `{"at":"${new Date().toISOString()}",${heartbeatRest}"ranks":${JSON.stringify(ranks)}}`;
+}
+
+/** Takes the launch and kill commands of a heartbeat reply into the agent's ranks. */
+function takeCommands(sim: Sim, text: string): void {
+  if (!text.includes('"kind"')) return;
+  const { commands } = JSON.parse(text) as {
+    commands: { kind: string; jobId: string; attempt: number; ranks?: { rank: number }[] }[];
+  };
+  for (const c of commands)
+    if (c.kind === 'launch')
+      for (const r of c.ranks ?? [])
+        sim.ranks.push({ jobId: c.jobId, attempt: c.attempt, rank: r.rank });
+    else if (c.kind === 'kill')
+      sim.ranks = sim.ranks.filter((r) => !(r.jobId === c.jobId && r.attempt === c.attempt));
 }
 
 async function join(name: string, index: number): Promise<Sim> {
-  if (input.fakeJoin) return { name, nodeId: `n-fake${index}`, credential: 'x' };
+  if (input.fakeJoin)
+    return {
+      name,
+      nodeId: `n-fake${index}`,
+      credential: 'x',
+      ranks:
+        input.ranks === true
+          ? devices.map((d) => ({ jobId: `j-fake${index >> 3}`, attempt: 0, rank: d.index }))
+          : [],
+      step: 0,
+    };
   for (let tries = 0; ; tries += 1) {
     const r = await post(
       '/api/v1/agents/join',
@@ -104,7 +151,7 @@ async function join(name: string, index: number): Promise<Sim> {
     ).catch((error: unknown) => ({ status: 0, text: String(error) }));
     if (r.status === 200) {
       const body = JSON.parse(r.text) as { nodeId: string; credential: string };
-      return { name, nodeId: body.nodeId, credential: body.credential };
+      return { name, nodeId: body.nodeId, credential: body.credential, ranks: [], step: 0 };
     }
     if (tries > 20) throw new Error(`join of ${name} failed: ${r.status} ${r.text}`);
     await new Promise((res) => setTimeout(res, 200));
@@ -127,10 +174,11 @@ async function heartbeatLoop(sim: Sim): Promise<void> {
     try {
       const r = await post(
         `/api/v1/agents/${sim.nodeId}/heartbeat`,
-        heartbeatBody(),
+        heartbeatBody(sim),
         sim.credential,
       );
       if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.text.slice(0, 200)}`);
+      if (input.ranks === true && !input.fakeJoin) takeCommands(sim, r.text);
       if (measuring) latencies.push(performance.now() - started);
     } catch {
       if (measuring) errors += 1;
@@ -182,6 +230,7 @@ port.on('message', (command: WorkerCommand) => {
         latenciesMs: latencies,
         errors,
         lagMs: maxLagMs,
+        ranks: sims.reduce((n, sim) => n + sim.ranks.length, 0),
       } satisfies WorkerReply);
       break;
     case 'stop':

@@ -32,6 +32,8 @@ const counts = (
 )
   .split(',')
   .map(Number);
+/** Heartbeats carry ranks: jobs of 8 nodes x 8 devices fill the cluster (see README). */
+const withRanks = args.includes('--ranks');
 const log = (line: string): void => {
   process.stderr.write(`${line}\n`);
 };
@@ -179,6 +181,8 @@ interface HeartbeatFigures {
   readonly maxMs: number;
   readonly serverCpuPercent: number;
   readonly simulatorLagMs: number;
+  /** Ranks reported in each heartbeat round, all agents together. */
+  readonly ranksReported: number;
 }
 
 /** Heartbeats of `groups` over `seconds`, after a warm-up. */
@@ -208,7 +212,33 @@ async function measure(
     maxMs: all.at(-1) ?? Number.NaN,
     serverCpuPercent: ((cpu1 - cpu0) / wallS) * 100,
     simulatorLagMs: Math.max(...parts.map((p) => p.lagMs)),
+    ranksReported: parts.reduce((n, p) => n + p.ranks, 0),
   };
+}
+
+/**
+ * Submits `count` jobs of 8 nodes x 8 devices (64 ranks each), one after the other, each once
+ * the previous one is placed (a queue of a hundred jobs makes every scheduling pass look at all
+ * of them), so that the agents' heartbeats report their launched ranks.
+ */
+async function fillWithJobs(server: Server, count: number): Promise<void> {
+  const t = performance.now();
+  for (let i = 0; i < count; i += 1) {
+    const job = (await api(server, 'POST', '/jobs', {
+      name: `bench-fill-${i}`,
+      command: ['/bin/true'],
+      ranks: { nodes: 8, devicesPerNode: 8 },
+      deviceType: 'cpu',
+      faults: { heartbeatTimeoutSeconds: 600, hangTimeoutSeconds: 600 },
+    })) as { id: string };
+    for (;;) {
+      const j = (await api(server, 'GET', `/jobs/${job.id}`)) as { placement: unknown[] | null };
+      if ((j.placement?.length ?? 0) === 64) break;
+      if (performance.now() - t > 180_000) throw new Error(`job ${i + 1} of ${count} not placed`);
+      await sleep(20);
+    }
+  }
+  log(`  ${count} jobs of 64 ranks placed in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 }
 
 async function heartbeatPhase(
@@ -238,6 +268,7 @@ async function heartbeatPhase(
             devicesPerNode: 8,
             intervalMs: 1000,
             fakeJoin: mode === 'bare',
+            ranks: withRanks,
           }),
         );
       }
@@ -249,10 +280,11 @@ async function heartbeatPhase(
         );
       for (const g of fresh) g.send('heartbeat');
       groups.push(...fresh);
+      if (withRanks && mode === 'cube') await fillWithJobs(server, Math.floor(add / 8));
       joined = count;
       const figures = await measure(groups, server, count);
       log(
-        `  ${mode} ${count} agents: p50 ${figures.p50Ms.toFixed(2)} ms, p99 ${figures.p99Ms.toFixed(2)} ms, server CPU ${figures.serverCpuPercent.toFixed(0)}% of a core, ${figures.heartbeats} heartbeats, ${figures.errors} errors`,
+        `  ${mode} ${count} agents: p50 ${figures.p50Ms.toFixed(2)} ms, p99 ${figures.p99Ms.toFixed(2)} ms, server CPU ${figures.serverCpuPercent.toFixed(0)}% of a core, ${figures.heartbeats} heartbeats, ${figures.errors} errors, ${figures.ranksReported} ranks reported`,
       );
       results.push(figures);
     }

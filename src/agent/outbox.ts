@@ -94,6 +94,7 @@ export class Outbox<T> {
         if (reply.ok || !isRetryable(reply)) {
           this.#remove(batch);
           if (!reply.ok) this.#options.onDrop?.(batch, reply.message);
+          else this.#refusedIn(reply.value, batch);
           failures = 0;
           continue;
         }
@@ -110,6 +111,24 @@ export class Outbox<T> {
       this.#pumping = false;
     }
     if (this.#queue.length === 0) for (const resolve of this.#idle.splice(0)) resolve();
+  }
+
+  /**
+   * A delivered batch whose reply refuses some of its items (`refused: [{index, message}]`, as
+   * `POST /agents/{id}/events` answers for events outside the node's scope): those were not
+   * applied and never will be, so they are dropped (and said so), not sent again.
+   */
+  #refusedIn(value: unknown, batch: readonly T[]): void {
+    const refused = (value as { refused?: unknown } | null)?.refused;
+    if (!Array.isArray(refused)) return;
+    for (const r of refused as { index?: unknown; message?: unknown }[]) {
+      const item = typeof r.index === 'number' ? batch[r.index] : undefined;
+      if (item === undefined) continue;
+      this.#options.onDrop?.(
+        [item],
+        `refused: ${typeof r.message === 'string' ? r.message : 'no reason given'}`,
+      );
+    }
   }
 
   #remove(batch: readonly T[]): void {

@@ -89,14 +89,19 @@ test("another node's forged rank exit, progress and checkpoint are refused with 
     const refused = await asNode(attacker, 'events', { events: [event] });
     assert.equal(refused.status, 403, `${event.kind}: ${JSON.stringify(refused.json)}`);
   }
-  // Hidden in a batch with a harmless event: the whole batch is refused.
+  // Hidden in a batch with a harmless event: the forged one is refused (with its reason), the
+  // harmless one applies (issue 14: a batch no longer loses its good events to a bad one).
   const batch = await asNode(attacker, 'events', {
     events: [
       { kind: 'probe-failed', name: 'nothing', message: '' },
       { kind: 'rank-exited', jobId, attempt: 0, rank: 0, exitCode: 137, signal: null },
     ],
   });
-  assert.equal(batch.status, 403);
+  assert.equal(batch.status, 200);
+  assert.deepEqual(
+    (batch.json['refused'] as { index: number }[]).map((r) => r.index),
+    [1],
+  );
   // The same forgery in a heartbeat is dropped.
   const heartbeat = await asNode(attacker, 'heartbeat', {
     ranks: [{ jobId, attempt: 0, rank: 0, state: 'exited', exitCode: 137 }],

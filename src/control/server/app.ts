@@ -11,6 +11,7 @@ import { CubeError } from '../../core/index.ts';
 import {
   DeviceSchema,
   JobIdSchema,
+  JobSpecSchema,
   NodeHealthSchema,
   NodeLabelsSchema,
   NodeRoleSchema,
@@ -132,6 +133,15 @@ const agentEvent = z.discriminatedUnion('kind', [
     name: z.string(),
     message: z.string().default(''),
   }),
+]);
+
+/**
+ * `POST /jobs`: a job spec as JSON (docs/job-spec.md), or `{yaml}` holding one as YAML text (as
+ * an `application/yaml` body is taken).
+ */
+const jobSubmitBody = z.union([
+  JobSpecSchema,
+  z.strictObject({ yaml: z.string().describe('a job spec as YAML text') }),
 ]);
 
 const logsBody = z.object({
@@ -291,13 +301,23 @@ export async function buildControlApp(options: ControlAppOptions): Promise<Fasti
     async (request) => {
       const started = performance.now();
       const node = requestNode(request);
-      // A node reports only the ranks placed on it; others' are dropped, not taken in.
+      // A node reports only the ranks placed on it; others' are dropped, not taken in. Each job
+      // is read once per heartbeat (an agent reports all its ranks of a job together), for the
+      // check and for the orchestrator: this is the control plane's hottest route.
+      const jobs = new Map<string, Job | null>();
       const ranks = [];
-      for (const r of request.body.ranks)
-        if ((await scope.refusal(node, r)) === null) ranks.push(r);
+      for (const r of request.body.ranks) {
+        let job = jobs.get(r.jobId);
+        if (job === undefined) {
+          job = await store.getJob(r.jobId);
+          jobs.set(r.jobId, job);
+        }
+        if ((await scope.refusal(node, r, { job })) === null) ranks.push(r);
+      }
       const commands = await orchestrator.heartbeat(node, {
         ...(request.body.health === undefined ? {} : { health: request.body.health }),
         ranks,
+        jobs,
       });
       metrics.heartbeatsTotal.inc();
       metrics.heartbeatLatencySeconds.observe((performance.now() - started) / 1000);
@@ -317,16 +337,29 @@ export async function buildControlApp(options: ControlAppOptions): Promise<Fasti
     },
     async (request) => {
       const node = requestNode(request);
-      // All or none: one event the node may not report refuses the batch, before any applies.
-      for (const [i, e] of request.body.events.entries()) {
+      // Each event on its own: one the node may not report (a stale commit of a job that has
+      // moved off the node, a rank of a deleted job, a forgery) is refused with its reason and
+      // the others are applied, so that an agent's batch does not lose its good events with a
+      // bad one. The refused are checked before any applies; a batch of refused events only is
+      // 403 (nothing of it applies). Either way the agent drops them: a retry would get the
+      // same answer.
+      const accepted = [];
+      const refused: { index: number; kind: string; code: 'FORBIDDEN'; message: string }[] = [];
+      for (const [index, e] of request.body.events.entries()) {
         const why = await scope.eventRefusal(node, e);
-        if (why !== null)
-          throw new CubeError('FORBIDDEN', `events[${i}] (${e.kind}): ${why}`, {
-            where: { path: `events.${i}`, node: node.name },
-          });
+        if (why === null) accepted.push(e);
+        else refused.push({ index, kind: e.kind, code: 'FORBIDDEN', message: why });
       }
-      await orchestrator.agentEvents(node, request.body.events);
-      return { ok: true };
+      if (accepted.length === 0 && refused.length > 0) {
+        const [first] = refused;
+        throw new CubeError(
+          'FORBIDDEN',
+          `${refused.length === 1 ? '' : `all ${refused.length} events refused; `}events[${first?.index}] (${first?.kind}): ${first?.message}`,
+          { where: { path: `events.${first?.index}`, node: node.name } },
+        );
+      }
+      await orchestrator.agentEvents(node, accepted);
+      return { ok: true, accepted: accepted.length, refused };
     },
   );
 
@@ -351,17 +384,29 @@ export async function buildControlApp(options: ControlAppOptions): Promise<Fasti
   const user = { access: { role: 'user' } } as const;
   const admin = { access: { role: 'admin' } } as const;
 
-  api.post('/api/v1/jobs', { schema: { tags: ['jobs'] }, config: user }, async (request, reply) => {
-    const body = request.body;
-    const spec =
-      typeof body === 'object' && body !== null && 'yaml' in body && typeof body.yaml === 'string'
-        ? parseJobSpec(body.yaml, { format: 'yaml' })
-        : validateJobSpec(body);
-    const job = await store.createJob(spec, { owner: requestToken(request).id });
-    // Schedule at once, but after the reply is out: the pass can take a while for a big gang.
-    setImmediate(() => void orchestrator.tick());
-    return reply.status(201).send(job);
-  });
+  api.post(
+    '/api/v1/jobs',
+    {
+      // The body's schema is for the OpenAPI document (clients, fuzzers) only: the handler
+      // validates it itself (validateJobSpec, parseJobSpec), whose errors name the field, say
+      // what is near a misspelled key and point into a YAML text by line, so Fastify's own
+      // validation is skipped here.
+      schema: { body: jobSubmitBody, tags: ['jobs'] },
+      validatorCompiler: () => (data: unknown) => ({ value: data }),
+      config: user,
+    },
+    async (request, reply) => {
+      const body: unknown = request.body;
+      const spec =
+        typeof body === 'object' && body !== null && 'yaml' in body && typeof body.yaml === 'string'
+          ? parseJobSpec(body.yaml, { format: 'yaml' })
+          : validateJobSpec(body);
+      const job = await store.createJob(spec, { owner: requestToken(request).id });
+      // Schedule at once, but after the reply is out: the pass can take a while for a big gang.
+      setImmediate(() => void orchestrator.tick());
+      return reply.status(201).send(job);
+    },
+  );
 
   api.get('/api/v1/jobs', { schema: { tags: ['jobs'] }, config: viewer }, async (request) => {
     const owner = ownerScope(request.principal);

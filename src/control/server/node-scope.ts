@@ -32,9 +32,17 @@ export class NodeScope {
     this.#store = store;
   }
 
-  /** Null when `node` may report about `ref`, else why not. */
-  async refusal(node: Node, ref: RankRef): Promise<string | null> {
-    const job = await this.#store.getJob(ref.jobId);
+  /**
+   * Null when `node` may report about `ref`, else why not. `options.job` is the job as the
+   * caller already read it for this request (null: there is none), so that a request about many
+   * ranks of one job reads it once, not once per rank.
+   */
+  async refusal(
+    node: Node,
+    ref: RankRef,
+    options: { readonly job?: Job | null } = {},
+  ): Promise<string | null> {
+    const job = options.job !== undefined ? options.job : await this.#store.getJob(ref.jobId);
     if (job === null) return `no job "${ref.jobId}"`;
     if (ref.attempt > job.attempt)
       return `job ${job.id} has no attempt ${ref.attempt} (its current one is ${job.attempt})`;
