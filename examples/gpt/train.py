@@ -12,11 +12,17 @@ Prints `step N loss <float.hex()>` per step (rank 0; the mean over ranks), and t
 
 from __future__ import annotations
 
-import argparse
-import math
-import os
-import sys
 import time
+
+# Wall-clock marks of this process's start-up (CUBE_TIMING=1 prints them after the first step):
+# where the seconds between a launch and training again go (bench/recovery).
+_MARKS: dict[str, float] = {"main": time.time()}
+
+import argparse  # noqa: E402
+import collections  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +34,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python"))
 import cube  # noqa: E402
 from cube.determinism import ShuffledSampler, capture_rng, restore_rng, seed_everything  # noqa: E402
+
+_MARKS["imports"] = time.time()
 
 DATA = Path(__file__).resolve().parent / "data" / "kjv-genesis-exodus.txt"
 VOCAB = 256  # bytes
@@ -86,6 +94,26 @@ class GPT(nn.Module):
         return self.head(self.ln_f(x))
 
 
+def _process_start_s() -> float | None:
+    """When the kernel started this process (exec of the interpreter), in epoch seconds."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        ticks = int(stat[stat.rindex(")") + 2 :].split()[19])
+        # The start time counts clock ticks since boot (CLOCK_BOOTTIME); /proc/stat's btime is
+        # whole seconds and drifts, so measure the age on the same clock instead.
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+        return time.time() - age
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def _print_marks(rank: int) -> None:
+    """One line `cube-timing rank R exec=... main=... imports=... ...` of epoch seconds."""
+    start = _process_start_s()
+    marks = ({"exec": start} if start is not None else {}) | _MARKS
+    print(f"cube-timing rank {rank} " + " ".join(f"{k}={v:.3f}" for k, v in marks.items()), flush=True)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=200)
@@ -123,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.cuda.set_device(device)
     if world > 1:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    _MARKS["rendezvous"] = time.time()
 
     model = GPT(args.layers, args.hidden, args.heads, args.seq_len, args.dropout).to(device)
     # Same initial weights on every rank; then a per-rank stream for dropout.
@@ -166,30 +195,50 @@ def main(argv: list[str] | None = None) -> int:
             f" timeline {info['timeline']}",
             flush=True,
         )
+    _MARKS["restored"] = time.time()
+    timing = os.environ.get("CUBE_TIMING") == "1"
     if rank == 0 and start == 0:
         print(f"params {sum(p.numel() for p in model.parameters())}", flush=True)
+
+    def compute_marks() -> list[Any]:
+        return [_CudaMark() if device.type == "cuda" else _Mark() for _ in range(4)]
 
     log_fd = (
         os.open(args.loss_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         if args.loss_log and rank == 0
         else None
     )
+    compute_s: collections.deque[float] = collections.deque(maxlen=8)
     t0 = time.perf_counter()
     for step in range(start + 1, args.steps + 1):
         idx = torch.tensor(sampler.next_batch(), device=device) * args.seq_len
         pos = idx[:, None] + offsets[None, :]
         x, y = text[pos], text[pos + 1]
+        # This rank's own compute time for the straggler detector (`stepTimeS`): forward + loss
+        # and clip + optimizer step, which are local. Backward is left out: DDP all-reduces the
+        # gradient buckets while it runs and waits for every bucket at its end, so its wall time
+        # includes waiting for the slowest rank (as does the loss all-reduce below), and with
+        # DDP every rank's wall step time is the same. On CUDA, events time the GPU's work. The
+        # mean over the last 8 steps is reported: a pause (a preemption, a SIGSTOP) lands in the
+        # timed part of some steps only, and the agent relays one report in 250 ms, so a
+        # single step's time would be sampled by chance.
+        marks = compute_marks()
+        marks[0].record()
         logits = net(x)
         loss = F.cross_entropy(logits.reshape(-1, VOCAB), y.reshape(-1))
+        marks[1].record()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        marks[2].record()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
+        marks[3].record()
         mean = loss.detach().clone()
         if world > 1:
             dist.all_reduce(mean)
             mean /= world
+        compute_s.append(marks[0].seconds_to(marks[1]) + marks[2].seconds_to(marks[3]))
         if rank == 0:
             line = f"step {step} loss {mean.item().hex()}\n"
             sys.stdout.write(line)
@@ -197,7 +246,15 @@ def main(argv: list[str] | None = None) -> int:
             if log_fd is not None:
                 os.write(log_fd, line.encode())  # one write per line: a kill never leaves half a line
         tokens_per_s = (step - start) * args.batch * args.seq_len * world / (time.perf_counter() - t0)
-        cube.report_progress(step, loss=mean.item(), tokens_per_s=tokens_per_s)
+        cube.report_progress(
+            step,
+            loss=mean.item(),
+            tokens_per_s=tokens_per_s,
+            step_time_s=sum(compute_s) / len(compute_s),
+        )
+        if timing and step == start + 1:
+            _MARKS["first_step"] = time.time()
+            _print_marks(rank)
         if step % args.ckpt_every == 0:
             ckpt.save(step, snapshot(step, model, opt, sched, sampler))
     elapsed = time.perf_counter() - t0
@@ -211,6 +268,30 @@ def main(argv: list[str] | None = None) -> int:
     if world > 1:
         dist.destroy_process_group()
     return 0
+
+
+class _Mark:
+    """A point in this process's time (CPU: the work is done when the call returns)."""
+
+    def record(self) -> None:
+        self.at = time.perf_counter()
+
+    def seconds_to(self, later: _Mark) -> float:
+        return later.at - self.at
+
+
+class _CudaMark:
+    """A point in the GPU's stream (its work runs after the call returns): a CUDA event."""
+
+    def __init__(self) -> None:
+        self.event = torch.cuda.Event(enable_timing=True)
+
+    def record(self) -> None:
+        self.event.record()
+
+    def seconds_to(self, later: _CudaMark) -> float:
+        later.event.synchronize()  # the step's own work is queued before it: no extra wait
+        return self.event.elapsed_time(later.event) / 1000
 
 
 def snapshot(

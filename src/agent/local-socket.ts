@@ -1,7 +1,7 @@
 import { chmod, rm } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import { createLocalApp } from '../ckpt/daemon/index.ts';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { CubeError, formatIssuePath } from '../core/index.ts';
 import {
   progressReportSchema,
@@ -9,6 +9,7 @@ import {
   type ProgressReport,
   type RestoredReport,
 } from './protocol.ts';
+import type { WarmAnswer } from './warm-start.ts';
 
 /** Unix socket paths are limited to 107 bytes on Linux. */
 const maxSocketPathBytes = 107;
@@ -17,7 +18,11 @@ const maxSocketPathBytes = 107;
 export interface RankReports {
   readonly progress: (report: ProgressReport) => boolean;
   readonly restored: (report: RestoredReport) => boolean;
+  /** A warm interpreter waits here for the launch it becomes (warm-start.ts). */
+  readonly warm?: (token: string) => Promise<WarmAnswer>;
 }
+
+const warmRequestSchema = z.object({ token: z.string().regex(/^[0-9a-f]{32}$/) });
 
 /** Fails with a clear error when `socketPath` (the agent's or the daemon's) is too long for Linux. */
 export function checkSocketPath(socketPath: string, what: string): void {
@@ -32,7 +37,9 @@ export function checkSocketPath(socketPath: string, what: string): void {
 /**
  * The agent's Unix socket (`CUBE_AGENT_SOCKET`): `POST /v1/progress {jobId, rank, step, loss,
  * tokensPerS}` (`cube.report_progress`) and `POST /v1/restored {jobId, rank, step, level}`
- * (`cube.report_restored`), answered 204, or 404 when no such rank runs on this node. The
+ * (`cube.report_restored`), answered 204, or 404 when no such rank runs on this node;
+ * `POST /v1/warm {token}` answers a warm interpreter, when its launch comes, with
+ * `{argv, env, cwd}` or `{exit: true}` (python/cube/warm_start.py). The
  * checkpoint daemon's local API is on the daemon's own socket (`CUBE_CKPT_SOCKET`).
  */
 export async function startLocalSocket(
@@ -68,6 +75,16 @@ export async function startLocalSocket(
   };
   route('/v1/progress', progressReportSchema, reports.progress);
   route('/v1/restored', restoredReportSchema, reports.restored);
+  const warm = reports.warm;
+  if (warm !== undefined)
+    app.post('/v1/warm', async (request) => {
+      const parsed = warmRequestSchema.safeParse(request.body);
+      if (!parsed.success)
+        throw new CubeError('INVALID_VALUE', '/v1/warm: token: a 32-digit hex token is required', {
+          where: { path: 'token' },
+        });
+      return warm(parsed.data.token);
+    });
   await rm(socketPath, { force: true });
   await app.listen({ path: socketPath });
   // Only this user's processes (its ranks) may connect; the directory is 0700 as well.

@@ -355,6 +355,7 @@ export class NodeAgent {
       await this.#daemon.start();
       this.#socket = await startLocalSocket(this.#socketPath, {
         progress: (report) => this.#supervisor.progress(report),
+        warm: (token) => this.#supervisor.warmRequest(token),
         restored: (report) => this.#supervisor.restored(report),
       });
       await this.#check(signal);
@@ -635,6 +636,11 @@ export class NodeAgent {
       switch (command.kind) {
         case 'launch':
           if (this.#state !== 'running') break;
+          // When the launch reached this node: bench/recovery splits a relaunch's seconds by it.
+          this.#log.info(
+            { jobId: command.jobId, attempt: command.attempt },
+            'launch command received',
+          );
           this.#configureCheckpoints(command);
           this.#commandOrder = this.#commandOrder.then(async () => {
             await this.#raiseFence(command);

@@ -36,8 +36,16 @@ async function steps(harness: Harness, job: Job, from: number, to: number): Prom
   }
 }
 
-async function commit(harness: Harness, job: Job, level: 'L1' | 'L2', step: number) {
-  const node = await harness.stored('node-0');
+/** `nodeId`'s daemon commits its shards of `step` at `level`. */
+async function commit(
+  harness: Harness,
+  job: Job,
+  level: 'L1' | 'L2',
+  step: number,
+  nodeId: string,
+) {
+  const node = await harness.store.getNode(nodeId);
+  assert.ok(node);
   await harness.orchestrator.agentEvents(node, [
     { kind: 'checkpoint-committed', jobId: job.id, level, step },
   ]);
@@ -60,13 +68,18 @@ test("with action replace, a straggler's node is swapped for a spare at the next
   assert.ok(found);
   assert.equal(found.rank, 1);
   const stragglerNode = found.nodeId;
-  // Found, but the job runs on until a checkpoint that outlives the node: L1 is not one.
-  await commit(h, job, 'L1', 20);
+  assert.ok(stragglerNode);
+  // Found, but the job runs on until a checkpoint that outlives the node: L1 is not one, and
+  // neither is another node's L2 (each node's daemon replicates its own shards).
+  await commit(h, job, 'L1', 20, stragglerNode);
+  const other = (await h.currentRanks(job.id)).find((r) => r.node.id !== stragglerNode);
+  assert.ok(other);
+  await commit(h, job, 'L2', 20, other.node.id);
   await h.run(1000);
   assert.equal((await h.job(job.id)).state, 'running');
   assert.deepEqual(await h.events({ kinds: ['node-cordoned'] }), []);
 
-  await commit(h, job, 'L2', 20);
+  await commit(h, job, 'L2', 20, stragglerNode);
   const [cordoned] = await h.events({ kinds: ['node-cordoned'] });
   assert.ok(cordoned);
   assert.equal(cordoned?.nodeId, stragglerNode);
@@ -96,8 +109,9 @@ test('with action replace but no spare ready, the straggler keeps running and is
   h = await Harness.start({ workers: 3, spares: 0 });
   const job = await h.startJob(spec('replace'));
   await steps(h, job, 1, 25);
-  assert.equal((await h.events({ jobId: job.id, kinds: ['straggler'] })).length, 1);
-  await commit(h, job, 'L2', 20);
+  const [found] = await h.events({ jobId: job.id, kinds: ['straggler'] });
+  assert.ok(found?.nodeId);
+  await commit(h, job, 'L2', 20, found.nodeId);
   await h.run(1000);
   assert.equal((await h.job(job.id)).state, 'running', 'not stopped to wait for a spare');
   assert.deepEqual(await h.events({ kinds: ['node-cordoned'] }), []);
@@ -105,7 +119,7 @@ test('with action replace but no spare ready, the straggler keeps running and is
   await h.addSpare('spare-9');
   await h.run(1000);
   await steps(h, job, 26, 30);
-  await commit(h, job, 'L2', 30);
+  await commit(h, job, 'L2', 30, found.nodeId);
   await h.runUntil('the relaunch on the new spare', 5000, async () =>
     (await h?.job(job.id))?.attempt === 1 ? true : null,
   );
@@ -116,8 +130,9 @@ test('with the default action, a straggler is reported and nothing else happens'
   h = await Harness.start({ workers: 3, spares: 1 });
   const job = await h.startJob(spec('report'));
   await steps(h, job, 1, 25);
-  assert.equal((await h.events({ jobId: job.id, kinds: ['straggler'] })).length, 1);
-  await commit(h, job, 'L2', 20);
+  const [found] = await h.events({ jobId: job.id, kinds: ['straggler'] });
+  assert.ok(found?.nodeId);
+  await commit(h, job, 'L2', 20, found.nodeId);
   await h.run(2000);
   const after = await h.job(job.id);
   assert.equal(after.state, 'running');

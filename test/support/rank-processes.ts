@@ -22,7 +22,9 @@ export function rankPids(node: string, job: string): number[] {
       if (
         env.includes(`CUBE_NODE=${node}`) &&
         env.includes(`CUBE_JOB_ID=${job}`) &&
-        processAlive(Number(entry))
+        processAlive(Number(entry)) &&
+        // A warm interpreter waiting to become a rank's next attempt is not a rank yet.
+        readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== 'cube-warm'
       )
         pids.push(Number(entry));
     } catch {

@@ -42,9 +42,17 @@ export const CheckpointPolicySchema = z.strictObject({
 });
 
 export const RestartPolicySchema = z.strictObject({
+  /** Restarts allowed in a row without progress (`reset: never`: in the job's lifetime). */
   maxRestarts: z.int().min(0).default(3),
-  /** Doubles per restart, capped at 60. */
+  /** Doubles per restart in a row without progress, capped at 60. */
   backoffSeconds: z.number().min(0).default(1),
+  /**
+   * When the count behind `maxRestarts` and the backoff starts over. `progress` (absent means
+   * this): once an attempt commits a checkpoint past the step it restored, so a month-long run
+   * survives any number of unrelated faults while a crash loop still ends. `never`: every
+   * restart counts, for the job's lifetime (the behaviour before issue 14).
+   */
+  reset: z.enum(['progress', 'never']).optional(),
 });
 
 /**

@@ -282,6 +282,12 @@ export class Orchestrator {
     report: {
       readonly health?: Node['health'];
       readonly ranks: readonly HeartbeatRank[];
+      /**
+       * The reported ranks' jobs as the caller read them for this heartbeat (null: no such
+       * job), so that the hot path reads each job once per heartbeat, not once per rank; a job
+       * absent here is read from the store.
+       */
+      readonly jobs?: ReadonlyMap<string, Job | null>;
     },
   ): Promise<NodeCommand[]> {
     const now = this.#now();
@@ -315,36 +321,49 @@ export class Orchestrator {
       // An unchanged heartbeat is not a state change: its time and health wait in memory and
       // are written for many nodes in one transaction (see #flushHeartbeats).
       this.#noteHeartbeat(node.id, now, report.health ?? null);
+    // A rank's exit may change its job (a fault, a restart): the next rank of that job in this
+    // heartbeat must see the change, so the job is read again after one; so is every job after
+    // a node fault here.
+    const jobs = new Map(report.jobs);
     const failing = (report.health?.probes ?? []).filter((p) => !p.ok);
-    if (failing.length > 0 && current.state === 'ready')
+    if (failing.length > 0 && current.state === 'ready') {
+      jobs.clear();
       await this.#nodeFault(
         current,
         'probe-failed',
         failing.map((p) => `${p.name}: ${p.message ?? 'failed'}`).join('; '),
       );
-    for (const r of report.ranks) await this.#rankReport(current, r, now);
+    }
+    for (const r of report.ranks)
+      if (await this.#rankReport(current, r, now, jobs.get(r.jobId))) jobs.delete(r.jobId);
     return this.#o.outbox.take(node.id);
   }
 
-  async #rankReport(node: Node, r: HeartbeatRank, now: number): Promise<void> {
-    const job = await this.#o.store.getJob(r.jobId);
+  /** Takes one rank's report; true when it may have changed the job (read it again). */
+  async #rankReport(
+    node: Node,
+    r: HeartbeatRank,
+    now: number,
+    read: Job | null | undefined,
+  ): Promise<boolean> {
+    const job = read !== undefined ? read : await this.#o.store.getJob(r.jobId);
     if (job === null || isTerminalJobState(job.state)) {
       if (r.state !== 'exited')
         this.#o.outbox.push(node.id, { kind: 'kill', jobId: r.jobId, attempt: r.attempt });
-      return;
+      return false;
     }
     if (r.attempt !== job.attempt) {
       // A survivor of an older attempt: make sure it is stopped.
       if (r.state !== 'exited' && r.attempt < job.attempt)
         this.#o.outbox.push(node.id, { kind: 'kill', jobId: r.jobId, attempt: r.attempt });
-      return;
+      return false;
     }
     const rt = this.#runtime(job);
     const known = rt.ranks.get(r.rank);
     if (r.state === 'exited') {
       if (known?.state !== 'exited')
         await this.#rankExited(job, node, r.rank, r.exitCode ?? null, r.signal ?? null);
-      return;
+      return true;
     }
     const progressAt = r.progress?.at;
     const sign = typeof progressAt === 'number' ? progressAt : now;
@@ -361,6 +380,7 @@ export class Orchestrator {
       known.lastSignMs = now;
       known.state = 'running';
     }
+    return false;
   }
 
   /** What an agent pushed at once (rank exits, progress, checkpoint commits, probe failures). */
@@ -408,7 +428,7 @@ export class Orchestrator {
             { jobId: e.jobId, step: e.step, level: e.level, at: now },
             events,
           );
-          if (e.level !== 'L1') await this.#replaceStraggler(job, e.step, e.level);
+          if (e.level !== 'L1') await this.#replaceStraggler(job, node.id, e.step, e.level);
           // Commit latency of L2 and L3, measured from the step's L1 commit (the save itself
           // happens inside the rank, out of the control plane's sight).
           const key = `${e.jobId}:${e.step}`;
@@ -526,11 +546,20 @@ export class Orchestrator {
    * checkpoint with the spare in its place. Not a fault: no `fault-detected`, no restart
    * counted. Without a ready spare the job keeps running; the next commit tries again.
    */
-  async #replaceStraggler(job: Job, step: number, level: string): Promise<void> {
+  async #replaceStraggler(
+    job: Job,
+    committedBy: string,
+    step: number,
+    level: string,
+  ): Promise<void> {
     const rt = this.#jobs.get(job.id);
     const pending = rt?.stragglerToReplace;
     if (rt === undefined || pending === undefined || rt.attempt !== job.attempt) return;
     if (job.state !== 'running' || step < pending.step) return;
+    // Each node's daemon commits L2/L3 for its own shards: only the straggler's node's commit
+    // says that its shards of `step` outlive it (the others keep theirs in L1). Another node's
+    // commit of the step would send the spare back to an older checkpoint than the one named.
+    if (committedBy !== pending.nodeId) return;
     if (!(rt.stragglers?.straggling.includes(pending.rank) ?? false)) {
       rt.stragglerToReplace = undefined; // it recovered: nothing to replace
       return;
@@ -809,6 +838,13 @@ export class Orchestrator {
           ]);
       }
     const restarts = job.restarts + 1;
+    // The restart budget and the backoff count the restarts since the job last made progress
+    // (restart.reset 'progress', the default), so a month of unrelated faults neither ends the
+    // job nor stretches every recovery to the 60 s cap; 'never' counts every restart.
+    const withoutProgress =
+      job.spec.restart.reset === 'never'
+        ? restarts
+        : (await this.#restartsWithoutProgress(job.id)) + 1;
     const placement = job.placement ?? [];
     for (const id of nodesOf(placement))
       this.#o.outbox.push(id, { kind: 'kill', jobId: job.id, attempt: job.attempt });
@@ -844,8 +880,8 @@ export class Orchestrator {
       rt.restoredStep !== null
     )
       reason = `${f.message}; it failed the same way (same exit, same last error line, same step) after restoring step ${rt.restoredStep}: a deterministic failure, not restarted again`;
-    else if (restarts > job.spec.restart.maxRestarts)
-      reason = `${f.message}; the restart policy allows ${job.spec.restart.maxRestarts} restart${job.spec.restart.maxRestarts === 1 ? '' : 's'}`;
+    else if (withoutProgress > job.spec.restart.maxRestarts)
+      reason = `${f.message}; the restart policy allows ${job.spec.restart.maxRestarts} restart${job.spec.restart.maxRestarts === 1 ? '' : 's'}${job.spec.restart.reset === 'never' ? '' : ' in a row without progress'}`;
     if (reason !== null) {
       await this.#updateJob(job, { state: 'failed', reason, endedAt: now }, [
         ...events,
@@ -855,7 +891,10 @@ export class Orchestrator {
       this.#appFaults.delete(job.id);
       return;
     }
-    const backoffSeconds = Math.min(60, job.spec.restart.backoffSeconds * 2 ** (restarts - 1));
+    const backoffSeconds = Math.min(
+      60,
+      job.spec.restart.backoffSeconds * 2 ** (withoutProgress - 1),
+    );
     rt.recovery = {
       failedNodeIds: new Set(f.classification === 'node' ? f.blamedNodeIds : []),
       detectedAtMs: now,
@@ -869,9 +908,53 @@ export class Orchestrator {
         kind: 'job-restarting',
         jobId: job.id,
         attempt: job.attempt,
-        data: { reason: f.message, restarts, backoffSeconds, inPlace },
+        data: { reason: f.message, restarts, withoutProgress, backoffSeconds, inPlace },
       },
     ]);
+  }
+
+  /**
+   * How many fault restarts of `jobId` came one after another without progress, read from the
+   * event log (so a restarted control plane counts the same). An attempt made progress when,
+   * after it resumed (`job-resumed`), a checkpoint of a step past the one it restored was
+   * committed; late commits of older steps by the previous attempt's daemons do not count.
+   * A straggler replacement (`job-restarting` with `restarts` unchanged) is not a fault.
+   */
+  async #restartsWithoutProgress(jobId: string): Promise<number> {
+    const events = await this.#o.store.listEvents({
+      jobId,
+      kinds: ['job-restarting', 'job-restored', 'job-resumed'],
+    });
+    const restarting = events.filter((e) => e.kind === 'job-restarting');
+    let count = 0;
+    for (let k = restarting.length - 1; k >= 0; k -= 1) {
+      const from = restarting[k]?.id ?? 0;
+      const to = restarting[k + 1]?.id ?? Number.POSITIVE_INFINITY;
+      const within = events.filter((e) => e.id > from && e.id < to);
+      const resumed = within.find((e) => e.kind === 'job-resumed');
+      if (resumed !== undefined) {
+        const restoredStep = Math.max(
+          -1,
+          ...within.map((e) => (e.kind === 'job-restored' ? e.data.step : -1)),
+        );
+        const commits = await this.#o.store.listEvents({
+          jobId,
+          kinds: ['checkpoint-committed'],
+          afterId: resumed.id,
+          limit: 64,
+        });
+        if (
+          commits.some(
+            (c) => c.id < to && c.kind === 'checkpoint-committed' && c.data.step > restoredStep,
+          )
+        )
+          break;
+      }
+      const restarts = (restarting[k]?.data as { restarts?: number }).restarts ?? 0;
+      const before = (restarting[k - 1]?.data as { restarts?: number } | undefined)?.restarts ?? 0;
+      if (restarts > before) count += 1;
+    }
+    return count;
   }
 
   /** One pass of the control loop; the server calls it a few times a second. */
