@@ -3,7 +3,7 @@
  * and their stores, commit, verification, persistence to L3, retention, restore selection.
  * The contract is docs/checkpoint-format.md.
  */
-export { dtypeBytes, dtypes, isDtype } from './dtypes.ts';
+export { dtypeAlignmentRank, dtypeBytes, dtypes, isDtype } from './dtypes.ts';
 export type { Dtype } from './dtypes.ts';
 export {
   extraSchema,
@@ -53,7 +53,7 @@ export type { DurableStore, GetOptions, ListResult, ObjectInfo, PutOptions } fro
 export { asStore, FsDurableStore } from './fs-store.ts';
 export type { LevelRoot } from './fs-store.ts';
 export {
-  defaultAlignBytes,
+  headerAlignBytes,
   parseSafetensorsHeader,
   planSafetensors,
 } from './safetensors-header.ts';
