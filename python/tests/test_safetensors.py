@@ -33,6 +33,10 @@ WHY_NO_NEW = f"torch {torch.__version__} lacks fp8 (2.1) or uint16/32/64 (2.3)"
 WHY_NO_REFERENCE = "the reference safetensors library is not installed in this interpreter"
 
 
+def l3_shard(l3: Path, step: int) -> Path:
+    return l3 / "job" / f"step-{step:010d}" / "rank-00000.safetensors"
+
+
 def header_of(raw: bytes) -> dict:
     (n,) = struct.unpack_from("<Q", raw, 0)
     return json.loads(raw[8 : 8 + n])
@@ -107,7 +111,8 @@ def old_layout_shard(tensors: list[tuple[str, torch.Tensor]], job: str, step: in
     for name, t in tensors:
         dtype = cube.dtypes.st_dtype(t.dtype, name)
         n = t.numel() * ITEMSIZE[dtype]
-        header[name] = longest[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + n]}
+        entry = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + n]}
+        header[name] = longest[name] = entry
         offset += n
     body = json.dumps(header, separators=(",", ":")).encode()
     room = len(json.dumps(longest, separators=(",", ":")).encode())
@@ -274,9 +279,8 @@ class ReferenceLibraryTest(LevelsTestCase):
             self.assertEqual(c.errors(), [])
             l1_rec = json.loads((self.l1 / "job" / f"step-{step:010d}" / "rank-00000.json").read_text())
             self.assert_reference_loads(self.l1 / "job" / l1_rec["file"], tensors, step)
-            self.assert_reference_loads(self.l3 / "job" / f"step-{step:010d}" / "rank-00000.safetensors", tensors, step)
-        sizes = [struct.unpack_from("<Q", (self.l3 / "job" / f"step-{s:010d}" / "rank-00000.safetensors").read_bytes())[0]
-                 for s in steps]
+            self.assert_reference_loads(l3_shard(self.l3, step), tensors, step)
+        sizes = [struct.unpack_from("<Q", l3_shard(self.l3, s).read_bytes())[0] for s in steps]
         self.assertEqual(sizes, [1160, 1160, 1168])
         back = c.load_latest()
         self.assertEqual(back.pop("__cube__")["step"], 10000)

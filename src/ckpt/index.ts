@@ -52,11 +52,7 @@ export { checkKey, checkPrefix, readText } from './l3-store.ts';
 export type { DurableStore, GetOptions, ListResult, ObjectInfo, PutOptions } from './l3-store.ts';
 export { asStore, FsDurableStore } from './fs-store.ts';
 export type { LevelRoot } from './fs-store.ts';
-export {
-  headerAlignBytes,
-  parseSafetensorsHeader,
-  planSafetensors,
-} from './safetensors-header.ts';
+export { headerAlignBytes, parseSafetensorsHeader, planSafetensors } from './safetensors-header.ts';
 export type {
   SafetensorsHeader,
   SafetensorsPlan,
