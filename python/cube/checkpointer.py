@@ -121,7 +121,7 @@ class Checkpointer:
         self._raise_failure()
         t0 = time.perf_counter()
         flat = flatten_state(state)
-        layout = self._plan(flat.tensors)
+        layout = self._plan(flat.tensors, step)
         self._scan_slots()
         self._register()
         slot = self._choose_slot()
@@ -236,10 +236,14 @@ class Checkpointer:
 
     # ---- saving: training thread --------------------------------------------------------------
 
-    def _plan(self, tensors: list[tuple[str, torch.Tensor]]) -> ShardLayout:
-        sig = tuple((n, t.dtype, tuple(t.shape)) for n, t in tensors)
+    def _plan(self, tensors: list[tuple[str, torch.Tensor]], step: int) -> ShardLayout:
+        # The header is padded as the reference writer pads it (to 8, not to room for any step),
+        # so its size follows the step's digit count: a new layout (and slot size) only when that
+        # count changes, a handful of times in a run.
+        sig = (tuple((n, t.dtype, tuple(t.shape)) for n, t in tensors), len(str(step)))
         if self._layout is None or self._layout_sig != sig:
-            self._layout = plan_layout(tensors, self.config.job, self.config.rank)
+            c = self.config
+            self._layout = plan_layout(tensors, shard_metadata(c.job, step, c.rank))
             self._layout_sig = sig
         return self._layout
 

@@ -1,8 +1,14 @@
-"""The shard file: safetensors, tensors packed without gaps (docs/checkpoint-format.md, "Shard file").
+"""The shard file: safetensors, laid out byte for byte as the reference writer lays it out.
+
+The reference `safetensors` writer (`serialize` in its `tensor.rs`, behind
+`safetensors.torch.save_file`) puts the tensors in descending dtype alignment order, then by
+name, packed with no gap, after a JSON header padded with spaces to a multiple of 8; Cube does
+the same (docs/checkpoint-format.md, "Shard file"), so its shards load in the reference library
+and every tensor is aligned to its element size in a mapping.
 
 Writing is split in two so a slot can be reused: `plan_layout` computes where every tensor goes
-(once per state layout) and `encode_header` renders the header for one save; the tensor bytes
-are copied by the snapshot code straight into the mapped slot.
+(once per state layout and header size) and `encode_header` renders the header for one save; the
+tensor bytes are copied by the snapshot code straight into the mapped slot.
 """
 
 from __future__ import annotations
@@ -15,15 +21,13 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
-from .dtypes import ITEMSIZE, ST_TO_TORCH, st_dtype
+from .dtypes import ALIGNMENT_RANK, ITEMSIZE, st_dtype, torch_dtype
 from .errors import CheckpointError
 
-# The header is padded so the data section starts at a multiple of this. Tensors follow each
-# other with no gap: the reference safetensors loaders reject gaps between tensors.
-ALIGN = 64
+# The JSON header is padded with spaces to a multiple of this (the format's rule, and all the
+# reference writer pads): with the largest dtypes first, every tensor is then aligned.
+HEADER_ALIGN = 8
 MAX_HEADER = 100 * 1024 * 1024
-# Room reserved for the step in the header so a slot's header has the same size at every step.
-_STEP_ROOM = "9" * 20
 
 
 @dataclass(frozen=True)
@@ -39,9 +43,14 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class ShardLayout:
-    """The byte layout of a shard for one state layout (names, dtypes, shapes)."""
+    """The byte layout of a shard for one state layout (names, dtypes, shapes) and header size.
+
+    `specs[i]` places the i-th tensor given to `plan_layout` (so callers zip specs with their
+    tensors); `order` lists the spec indices in data order, the order of the header too.
+    """
 
     specs: tuple[TensorSpec, ...]
+    order: tuple[int, ...]
     data_start: int
     data_len: int
 
@@ -56,15 +65,17 @@ class ShardLayout:
         return tuple((s.name, s.dtype, s.shape) for s in self.specs)
 
 
-def _align(n: int, a: int = ALIGN) -> int:
-    return (n + a - 1) // a * a
-
-
 def _header_json(specs: Iterable[TensorSpec], metadata: Mapping[str, str]) -> bytes:
+    # The reference writer's JSON exactly: `__metadata__` first, then the tensors in data order,
+    # compact, non-ASCII characters as UTF-8 (serde_json does not escape them).
     header: dict[str, Any] = {"__metadata__": dict(metadata)}
     for s in specs:
         header[s.name] = {"dtype": s.dtype, "shape": list(s.shape), "data_offsets": [s.begin, s.end]}
-    return json.dumps(header, separators=(",", ":")).encode("utf-8")
+    return json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _padded(n: int) -> int:
+    return (n + HEADER_ALIGN - 1) // HEADER_ALIGN * HEADER_ALIGN
 
 
 def shard_metadata(job: str, step: int, rank: int) -> dict[str, str]:
@@ -72,35 +83,39 @@ def shard_metadata(job: str, step: int, rank: int) -> dict[str, str]:
     return {"format": "pt", "cube.job": job, "cube.step": str(step), "cube.rank": str(rank)}
 
 
-def plan_layout(tensors: Sequence[tuple[str, torch.Tensor]], job: str, rank: int) -> ShardLayout:
-    """Lays the tensors out in order, packed, with header room for any step."""
-    specs: list[TensorSpec] = []
+def plan_layout(tensors: Sequence[tuple[str, torch.Tensor]], metadata: Mapping[str, str]) -> ShardLayout:
+    """Lays the tensors out in the reference order (largest dtype alignment first, then name),
+    packed, after a header holding `metadata` (a later header must have the same padded size:
+    for Cube's metadata, a step with as many digits)."""
+    dtypes = [st_dtype(t.dtype, name) for name, t in tensors]
+    order = sorted(range(len(tensors)), key=lambda i: (-ALIGNMENT_RANK[dtypes[i]], tensors[i][0]))
+    placed: dict[int, TensorSpec] = {}
     offset = 0
-    for name, t in tensors:
-        dtype = st_dtype(t.dtype, name)
-        nbytes = t.numel() * ITEMSIZE[dtype]
-        begin = offset
-        specs.append(TensorSpec(name, dtype, tuple(int(d) for d in t.shape), begin, begin + nbytes))
-        offset = begin + nbytes
-    longest = _header_json(specs, shard_metadata(job, int(_STEP_ROOM), rank))
-    data_start = _align(8 + len(longest))
-    return ShardLayout(tuple(specs), data_start, offset)
+    for i in order:
+        name, t = tensors[i]
+        nbytes = t.numel() * ITEMSIZE[dtypes[i]]
+        placed[i] = TensorSpec(name, dtypes[i], tuple(int(d) for d in t.shape), offset, offset + nbytes)
+        offset += nbytes
+    specs = tuple(placed[i] for i in range(len(tensors)))
+    body = _header_json((specs[i] for i in order), metadata)
+    return ShardLayout(specs, tuple(order), 8 + _padded(len(body)), offset)
 
 
 def encode_header(layout: ShardLayout, metadata: Mapping[str, str]) -> bytes:
     """The first `layout.data_start` bytes of the file: length prefix and space-padded JSON."""
-    body = _header_json(layout.specs, metadata)
+    body = _header_json((layout.specs[i] for i in layout.order), metadata)
     n = layout.data_start - 8
-    if len(body) > n:
-        raise CheckpointError("INTERNAL", "the shard header outgrew its reserved room")
+    if _padded(len(body)) != n:
+        raise CheckpointError("INTERNAL", "the shard header does not fit the planned layout; plan it again")
     return struct.pack("<Q", n) + body + b" " * (n - len(body))
 
 
 def encode_shard(tensors: Sequence[tuple[str, torch.Tensor]], job: str, step: int, rank: int) -> bytes:
     """A whole shard file in memory (for tools and tests; saves write slots instead)."""
-    layout = plan_layout(tensors, job, rank)
+    metadata = shard_metadata(job, step, rank)
+    layout = plan_layout(tensors, metadata)
     out = bytearray(layout.total)
-    out[: layout.data_start] = encode_header(layout, shard_metadata(job, step, rank))
+    out[: layout.data_start] = encode_header(layout, metadata)
     for spec, (_, t) in zip(layout.specs, tensors):
         raw = t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
         out[layout.data_start + spec.begin : layout.data_start + spec.end] = raw
@@ -171,12 +186,13 @@ def parse_header(buf: Any, file: str) -> tuple[dict[str, str], list[TensorSpec],
 
 
 def tensors_from_buffer(
-    buf: bytearray, specs: Sequence[TensorSpec], data_start: int
+    buf: bytearray, specs: Sequence[TensorSpec], data_start: int, file: str = "<memory>"
 ) -> dict[str, torch.Tensor]:
-    """Tensors viewing `buf` (no copy); they keep `buf` alive."""
+    """Tensors viewing `buf` (no copy); they keep `buf` alive. Raises `INVALID_VALUE` for a dtype
+    this torch lacks (fp8 before 2.1, U16/U32/U64 before 2.3)."""
     out: dict[str, torch.Tensor] = {}
     for s in specs:
-        dtype = ST_TO_TORCH[s.dtype]
+        dtype = torch_dtype(s.dtype, s.name, file)
         count = s.end - s.begin
         if count == 0:
             out[s.name] = torch.empty(s.shape, dtype=dtype)
@@ -191,4 +207,4 @@ def tensors_from_buffer(
 def decode_shard(buf: bytearray, file: str) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     """Parses a whole shard held in memory: (metadata, tensors by name)."""
     metadata, specs, data_start = parse_header(buf, file)
-    return metadata, tensors_from_buffer(buf, specs, data_start)
+    return metadata, tensors_from_buffer(buf, specs, data_start, file)

@@ -3,7 +3,7 @@
  * and their stores, commit, verification, persistence to L3, retention, restore selection.
  * The contract is docs/checkpoint-format.md.
  */
-export { dtypeBytes, dtypes, isDtype } from './dtypes.ts';
+export { dtypeAlignmentRank, dtypeBytes, dtypes, isDtype } from './dtypes.ts';
 export type { Dtype } from './dtypes.ts';
 export {
   extraSchema,
@@ -52,11 +52,7 @@ export { checkKey, checkPrefix, readText } from './l3-store.ts';
 export type { DurableStore, GetOptions, ListResult, ObjectInfo, PutOptions } from './l3-store.ts';
 export { asStore, FsDurableStore } from './fs-store.ts';
 export type { LevelRoot } from './fs-store.ts';
-export {
-  defaultAlignBytes,
-  parseSafetensorsHeader,
-  planSafetensors,
-} from './safetensors-header.ts';
+export { headerAlignBytes, parseSafetensorsHeader, planSafetensors } from './safetensors-header.ts';
 export type {
   SafetensorsHeader,
   SafetensorsPlan,

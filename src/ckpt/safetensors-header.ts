@@ -4,23 +4,31 @@
  * multiple of 8, then the data; offsets in the header are relative to the data start.
  */
 import { CubeError } from '../core/index.ts';
-import { dtypeBytes, elementCount, impliedDtype, isDtype, type Dtype } from './dtypes.ts';
+import {
+  dtypeAlignmentRank,
+  dtypeBytes,
+  dtypes,
+  elementCount,
+  impliedDtype,
+  isDtype,
+  type Dtype,
+} from './dtypes.ts';
 
 /** The largest header a reader accepts (the reference implementation's limit). */
 export const maxHeaderBytes = 100_000_000;
-/** Tensors are packed with no gap (1): the reference safetensors loaders reject gaps between tensors. */
-export const defaultAlignBytes = 1;
+/** The JSON header is padded with spaces to a multiple of this: the format's rule, and all the reference writer pads. */
+export const headerAlignBytes = 8;
 
 /** One tensor to write. `data` is exactly `shape × dtype` bytes, little-endian, C order. */
 export interface TensorInput {
-  /** Needed when `data` does not imply it (Uint16Array for F16/BF16, Buffer, a stream). */
+  /** Needed when `data` does not imply it (Uint16Array for F16/BF16/U16, Buffer, a stream). */
   readonly dtype?: Dtype;
   readonly shape: readonly number[];
   /** The bytes: a typed array or Buffer (written without a copy), or a stream of chunks. */
   readonly data: ArrayBufferView | AsyncIterable<Uint8Array>;
 }
 
-/** Named tensors, written in this order. */
+/** Named tensors; the file lays them out in the reference order, not in this one. */
 export type TensorMap = ReadonlyMap<string, TensorInput> | Readonly<Record<string, TensorInput>>;
 
 /** Where one tensor lives in a file. */
@@ -65,26 +73,20 @@ function alignUp(n: number, align: number): number {
 }
 
 /**
- * Plans a file: offsets (each begin aligned to `alignBytes` within the data section, zero
- * padding between tensors), and the header JSON (`__metadata__` first, then the tensors in
- * data order, padded with spaces to a multiple of 8). Throws INVALID_VALUE naming the tensor
- * whose dtype, shape and byte length disagree.
+ * Plans a file as the reference writer (`serialize` in safetensors' `tensor.rs`, behind
+ * `safetensors.torch.save_file`) lays it out, byte for byte: tensors sorted by descending dtype
+ * alignment (`dtypeAlignmentRank`), then by name (UTF-8 bytes), packed with no gap; the header
+ * JSON compact, `__metadata__` first (in the caller's key order), then the tensors in data
+ * order, padded with spaces to a multiple of 8. Throws INVALID_VALUE naming the tensor whose
+ * dtype, shape and byte length disagree.
  */
 export function planSafetensors(
   tensors: TensorMap,
-  options: {
-    readonly metadata?: Readonly<Record<string, string>>;
-    readonly alignBytes?: number;
-  } = {},
+  options: { readonly metadata?: Readonly<Record<string, string>> } = {},
 ): SafetensorsPlan {
-  const align = options.alignBytes ?? defaultAlignBytes;
-  if (!Number.isSafeInteger(align) || align < 1)
-    throw new CubeError('INVALID_VALUE', `alignBytes must be a positive integer, got ${align}`, {
-      where: { field: 'alignBytes' },
-    });
   const metadata = options.metadata ?? {};
-  const inputs: { entry: TensorEntry; input: TensorInput }[] = [];
-  let offset = 0;
+  const checked: { name: string; key: Buffer; dtype: Dtype; bytes: number; input: TensorInput }[] =
+    [];
   for (const [name, input] of entriesOf(tensors)) {
     const bad = (why: string): CubeError =>
       new CubeError('INVALID_VALUE', `tensor "${name}": ${why}`, { where: { path: name } });
@@ -101,8 +103,24 @@ export function planSafetensors(
       throw bad(
         `shape [${input.shape.join(', ')}] of ${dtype} is ${bytes} bytes but the data has ${input.data.byteLength}`,
       );
-    const begin = alignUp(offset, align);
-    const entry: TensorEntry = { name, dtype, shape: [...input.shape], begin, end: begin + bytes };
+    checked.push({ name, key: Buffer.from(name, 'utf8'), dtype, bytes, input });
+  }
+  // Rust compares names as bytes; JavaScript's `<` compares UTF-16 units, which orders
+  // characters above U+FFFF differently, so compare the UTF-8 bytes.
+  checked.sort(
+    (a, b) =>
+      dtypeAlignmentRank[b.dtype] - dtypeAlignmentRank[a.dtype] || Buffer.compare(a.key, b.key),
+  );
+  const inputs: { entry: TensorEntry; input: TensorInput }[] = [];
+  let offset = 0;
+  for (const { name, dtype, bytes, input } of checked) {
+    const entry: TensorEntry = {
+      name,
+      dtype,
+      shape: [...input.shape],
+      begin: offset,
+      end: offset + bytes,
+    };
     inputs.push({ entry, input });
     offset = entry.end;
   }
@@ -112,11 +130,7 @@ export function planSafetensors(
       `${JSON.stringify(entry.name)}:${JSON.stringify({ dtype: entry.dtype, shape: entry.shape, data_offsets: [entry.begin, entry.end] })}`,
     );
   const json = Buffer.from(`{${parts.join(',')}}`, 'utf8');
-  // Pad the header (a multiple of 8 is the format's rule) so the data starts at a multiple of
-  // 64 in the file, as the Python client's shards do: the first tensor, and every tensor whose
-  // predecessors' sizes are multiples of 64 (the usual case), is then aligned in a mapping.
-  const dataAlign = Math.max(64, align % 8 === 0 ? align : 8);
-  const headerBytes = alignUp(8 + json.byteLength, dataAlign) - 8;
+  const headerBytes = alignUp(json.byteLength, headerAlignBytes);
   const prefix = Buffer.alloc(8 + headerBytes, 0x20);
   prefix.writeBigUInt64LE(BigInt(headerBytes), 0);
   json.copy(prefix, 8);
@@ -203,10 +217,7 @@ export function parseSafetensorsHeader(
     if (extraKeys.length > 0) throw fail(`unexpected keys ${extraKeys.join(', ')}`, name);
     const { dtype, shape, data_offsets: offsets } = value;
     if (!isDtype(dtype))
-      throw fail(
-        `unknown dtype ${JSON.stringify(dtype)} (known: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL)`,
-        name,
-      );
+      throw fail(`unknown dtype ${JSON.stringify(dtype)} (known: ${dtypes.join(' ')})`, name);
     if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || (d as number) < 0))
       throw fail(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`, name);
     if (

@@ -119,11 +119,14 @@ export type TensorValues =
   | Int16Array
   | Int8Array
   | Uint8Array
-  | Uint16Array;
+  | Uint16Array
+  | Uint32Array
+  | BigUint64Array;
 
 /**
  * A tensor's values as a typed array (a copy, so alignment never matters). F16 and BF16 come
- * back as their raw 16-bit patterns (Uint16Array); BOOL as 0/1 bytes.
+ * back as their raw 16-bit patterns (Uint16Array), F8_E4M3 and F8_E5M2 as their raw 8-bit
+ * patterns (Uint8Array); BOOL as 0/1 bytes.
  */
 export function tensorValues(tensor: LoadedTensor): TensorValues {
   const copy = new Uint8Array(tensor.bytes).buffer;
@@ -140,9 +143,16 @@ export function tensorValues(tensor: LoadedTensor): TensorValues {
       return new Int16Array(copy);
     case 'I8':
       return new Int8Array(copy);
+    case 'U64':
+      return new BigUint64Array(copy);
+    case 'U32':
+      return new Uint32Array(copy);
     case 'U8':
     case 'BOOL':
+    case 'F8_E4M3':
+    case 'F8_E5M2':
       return new Uint8Array(copy);
+    case 'U16':
     case 'F16':
     case 'BF16':
       return new Uint16Array(copy);

@@ -16,8 +16,6 @@ import { createXxh3Hasher } from './xxh3.ts';
 export interface WriteSafetensorsOptions {
   /** `__metadata__`: string values only. */
   readonly metadata?: Readonly<Record<string, string>>;
-  /** Alignment of each tensor's begin offset in the data section (default 64). */
-  readonly alignBytes?: number;
   readonly signal?: AbortSignal;
 }
 
@@ -28,7 +26,6 @@ export interface WrittenSafetensors extends WrittenContent {
 
 /** Slices of large tensors handed to the writer at once: bounded memory per write call. */
 const sliceBytes = 64 * 1024 * 1024;
-const zeros = Buffer.alloc(4096);
 
 function checkHostEndianness(): void {
   // Typed arrays are in host order and the format is little-endian; every host Cube
@@ -39,7 +36,7 @@ function checkHostEndianness(): void {
 
 /**
  * The bytes of a planned file, in order, as views over the caller's buffers (no copy, no
- * whole-file buffer): the prefix, then each tensor after its zero padding.
+ * whole-file buffer): the prefix, then each tensor in data order (packed, no padding).
  */
 export async function* safetensorsChunks(
   plan: SafetensorsPlan,
@@ -47,10 +44,7 @@ export async function* safetensorsChunks(
 ): AsyncGenerator<Uint8Array> {
   checkHostEndianness();
   yield plan.prefix;
-  let offset = 0;
   for (const { entry, input } of plan.inputs) {
-    for (let pad = entry.begin - offset; pad > 0; pad -= zeros.byteLength)
-      yield zeros.subarray(0, Math.min(pad, zeros.byteLength));
     const expected = entry.end - entry.begin;
     if (ArrayBuffer.isView(input.data)) {
       const view = input.data;
@@ -74,7 +68,6 @@ export async function* safetensorsChunks(
           { where: { path: entry.name } },
         );
     }
-    offset = entry.end;
   }
 }
 

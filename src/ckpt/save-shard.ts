@@ -37,7 +37,6 @@ export interface SaveShardOptions {
   readonly slot?: number;
   /** The run's timeline (default 0; see docs/checkpoint-format.md, "Timelines"). */
   readonly timeline?: number;
-  readonly alignBytes?: number;
   readonly now?: () => Date;
   readonly signal?: AbortSignal;
 }
@@ -59,7 +58,6 @@ export async function saveShard(root: LevelRoot, options: SaveShardOptions): Pro
       'cube.step': String(step),
       'cube.rank': String(rank),
     },
-    ...(options.alignBytes === undefined ? {} : { alignBytes: options.alignBytes }),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
   };
   let written;

@@ -254,10 +254,11 @@ describe('cube ckpt inspect', () => {
     const shard = out.shards[0]!;
     assert.equal(shard.rank, 1);
     assert.equal(shard.metadata['cube.step'], '10');
+    // In file order, which is the reference writer's: larger dtypes first.
     assert.deepEqual(shard.tensors, [
+      { name: 'optimizer/step', dtype: 'I64', shape: [], bytes: 8 },
       { name: 'model/w', dtype: 'F32', shape: [8, 8], bytes: 256 },
       { name: 'model/b', dtype: 'BF16', shape: [3], bytes: 6 },
-      { name: 'optimizer/step', dtype: 'I64', shape: [], bytes: 8 },
     ]);
     assert.deepEqual(shard.extraKeys, ['rng', 'data']);
     const text = await run('ckpt', 'inspect', base, '--step', '10', '--level', 'L3');
