@@ -361,7 +361,14 @@ class Reader(StorageReader):
         group = _dist_group()
         if shard0 is None:
             where = f" at step {self.step}" if self.step is not None else ""
-            rejected = "; ".join(str(e) for e in self.errors[:8]) or "no manifest covers rank 0"
+            seen = [str(e) for e in self.errors]
+            if group is not None:
+                # Every rank reached this point (the agreement found nothing for all), so this
+                # collective is safe; each rank's error then names every file any rank rejected.
+                everyone: list[list[str]] = [[] for _ in range(group[1])]
+                dist.all_gather_object(everyone, seen)
+                seen = [f"rank {r}: {m}" for r, msgs in enumerate(everyone) for m in msgs]
+            rejected = "; ".join(seen[:16]) or "no manifest covers rank 0's shard"
             raise CheckpointError(
                 "FILE_NOT_FOUND",
                 f"no complete DCP checkpoint of job {self.engine.config.job}{where} that every loading"

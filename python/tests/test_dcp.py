@@ -1,0 +1,173 @@
+"""cube.dcp through DCP itself: FSDP2 and DDP state saved with dcp.save / dcp.async_save on N gloo
+ranks, loaded on M ranks, equal bit for bit; a corrupted shard never loads.
+
+One launch of 4 real processes runs every phase (dcp_scenario.py); each test checks one phase's
+outcome. Needs torch >= 2.4 (FSDP2, DTensor, DCP's storage API): skipped on older interpreters.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+import unittest
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from helpers import PYTHON, ROOT as REPO, subprocess_env
+
+_VERSION = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
+if _VERSION < (2, 4):
+    raise unittest.SkipTest(f"cube.dcp needs torch >= 2.4 (FSDP2, DTensor); this is torch {torch.__version__}")
+
+SCENARIO = REPO / "python" / "tests" / "dcp_scenario.py"
+PHASES = 13
+WORLD = 4
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _leaves(value: Any, path: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_leaves(v, f"{path}/{k}"))
+        return out
+    return {path: value}
+
+
+class DcpBackendTest(unittest.TestCase):
+    root: Path
+    results: dict[str, Any]
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.root = Path(tempfile.mkdtemp(prefix="cube-test-dcp-", dir="/dev/shm"))
+        ports = ",".join(str(p) for p in _free_ports(PHASES))
+        procs = []
+        for rank in range(WORLD):
+            procs.append(
+                subprocess.Popen(
+                    [PYTHON, str(SCENARIO), str(cls.root), ports],
+                    env=subprocess_env(RANK=str(rank), TORCHELASTIC_RUN_ID=""),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        outputs = []
+        try:
+            for p in procs:
+                outputs.append(p.communicate(timeout=900))
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+            raise
+        results = cls.root / "results.json"
+        if not results.exists():
+            shutil.rmtree(cls.root, True)
+            raise AssertionError(
+                "the scenario wrote no results:\n"
+                + "\n".join(f"rank {r} exit {p.returncode}:\n{o[1][-3000:]}" for r, (p, o) in enumerate(zip(procs, outputs)))
+            )
+        cls.results = json.loads(results.read_text())
+        cls.stderr = [o[1] for o in outputs]
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        shutil.rmtree(cls.root, True)
+
+    def phase(self, name: str) -> dict[str, Any]:
+        self.assertIn(name, self.results, f"phase {name!r} did not run")
+        out = self.results[name]
+        self.assertNotIn("crash", out, out.get("crash"))
+        return out
+
+    def assert_same_state(self, saved: str, loaded: str) -> None:
+        a = _leaves(torch.load(self.root / f"{saved}.pt", weights_only=False))
+        b = _leaves(torch.load(self.root / f"{loaded}.pt", weights_only=False))
+        self.assertEqual(sorted(a), sorted(b))
+        tensors = 0
+        for key, x in a.items():
+            y = b[key]
+            if isinstance(x, torch.Tensor):
+                tensors += 1
+                self.assertEqual((x.dtype, x.shape), (y.dtype, y.shape), key)
+                self.assertTrue(
+                    torch.equal(x.reshape(-1).view(torch.uint8), y.reshape(-1).view(torch.uint8)),
+                    f"{key} differs between {saved} and {loaded}",
+                )
+            else:
+                self.assertEqual(x, y, key)
+        self.assertGreaterEqual(tensors, 15)  # 5 parameters, their exp_avg, exp_avg_sq (and steps)
+
+    def assert_loaded(self, phase: str, saved: str, loaded: str, step: int) -> dict[str, Any]:
+        out = self.phase(phase)
+        self.assertEqual(out["errors"], [])
+        self.assertEqual(out["restored"]["step"], step)
+        self.assert_same_state(saved, loaded)
+        return out
+
+    def test_fsdp2_state_saved_on_2_ranks_loads_on_4_bit_for_bit(self) -> None:
+        self.phase("save fsdp on 2")
+        self.assert_loaded("load fsdp 2 -> 4", "f2-saved-2", "f2-on-4", 2)
+
+    def test_fsdp2_state_saved_on_2_ranks_loads_on_2_from_l1(self) -> None:
+        out = self.assert_loaded("load fsdp 2 -> 2", "f2-saved-2", "f2-on-2", 2)
+        self.assertEqual(out["restored"]["level"], "L1")
+
+    def test_fsdp2_state_saved_on_4_ranks_loads_on_2_bit_for_bit(self) -> None:
+        self.phase("save fsdp on 4")
+        self.assert_loaded("load fsdp 4 -> 2", "f4-saved-2", "f4-on-2", 2)
+
+    def test_ddp_state_saved_on_2_ranks_loads_on_1_and_on_4(self) -> None:
+        self.phase("save ddp on 2")
+        self.assert_loaded("load ddp 2 -> 1", "d2-saved-2", "d2-on-1", 2)
+        self.assert_loaded("load ddp 2 -> 4", "d2-saved-2", "d2-on-4", 2)
+
+    def test_async_save_commits_at_l1_and_l3_with_the_metadata_in_rank_0s_shard(self) -> None:
+        # Step 2 of every save went through dcp.async_save; its manifests list every rank.
+        self.phase("save fsdp on 4")
+        for level in ("l1", "l3"):
+            manifest = json.loads((self.root / level / "f4" / "step-0000000002" / "manifest.json").read_text())
+            self.assertEqual([s["rank"] for s in manifest["shards"]], [0, 1, 2, 3])
+            tree = manifest["shards"][0]["extra"]["tree"]
+            self.assertIn("__cube_dcp_metadata__", tree)
+            self.assertNotIn("__cube_dcp_metadata__", manifest["shards"][1]["extra"]["tree"])
+
+    def test_a_corrupted_l1_shard_is_rejected_and_its_l3_copy_loads(self) -> None:
+        bad = self.phase("corrupt f2 L1 rank 1 step 2")["file"]
+        out = self.assert_loaded("load f2 with L1 corrupt", "f2-saved-2", "f2-l1-corrupt", 2)
+        self.assertTrue(any(bad in w and "XXH3" in w for w in out["warnings"]), out["warnings"])
+
+    def test_a_step_with_no_good_copy_of_a_shard_fails_naming_the_files(self) -> None:
+        bad_l3 = self.phase("corrupt f2 L3 rank 1 step 2")["file"]
+        bad_l1 = self.phase("corrupt f2 L1 rank 1 step 2")["file"]
+        out = self.phase("load f2 step 2 with every copy corrupt")
+        self.assertEqual(len(out["errors"]), 2)  # every rank fails the same way
+        for err in out["errors"]:
+            self.assertIn("FILE_NOT_FOUND: no complete DCP checkpoint of job f2 at step 2", err)
+            self.assertIn(bad_l1, err)
+            self.assertIn(bad_l3, err)
+        self.assertFalse((self.root / "f2-step-2.pt").exists())
+
+    def test_the_newest_load_falls_back_to_the_older_step_when_a_shard_has_no_good_copy(self) -> None:
+        self.phase("corrupt f2 L3 rank 1 step 2")
+        self.assert_loaded("load f2 newest with step 2 corrupt", "f2-saved-1", "f2-fallback", 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
