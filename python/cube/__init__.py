@@ -41,3 +41,13 @@ __all__ = [
     "seed_everything",
     "unflatten_state",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # `cube.dcp` (the torch.distributed.checkpoint backend) needs torch >= 2.4: it is imported on
+    # first use, so `import cube` keeps working on an older torch.
+    if name == "dcp":
+        import importlib
+
+        return importlib.import_module(".dcp", __name__)
+    raise AttributeError(f"module 'cube' has no attribute {name!r}")

@@ -325,6 +325,8 @@ class Reader(StorageReader):
         self.errors: list[CheckpointError] = []
         self._pair: Pair | None = None
         self._metadata: Metadata | None = None
+        self._failure: CheckpointError | None = None
+        self._chosen = False  # find() chose; the next read_metadata uses its choice
         self._storage: dict[MetadataIndex, ChunkLocation] = {}
         self._shards: dict[int, Shard] = {}
 
@@ -338,6 +340,15 @@ class Reader(StorageReader):
         self.load_id = uuid.uuid4().hex
         self._shards.clear()
         self._pair = None
+        self._chosen = False
+
+    def find(self) -> int | None:
+        """The step `dcp.load` with this reader will restore, or None when no checkpoint verifies
+        (a fresh start). Collective like `dcp.load`: call it on every rank. The next `dcp.load`
+        (without a `checkpoint_id`) uses this choice instead of choosing again."""
+        self._choose()
+        self._chosen = True
+        return None if self._metadata is None or self._pair is None else self._pair[0]
 
     def read_metadata(self, *args: Any, **kwargs: Any) -> Metadata:
         """Chooses the step every loading rank restores and returns its DCP metadata.
@@ -350,6 +361,18 @@ class Reader(StorageReader):
             raise CheckpointError(
                 "FILE_NOT_FOUND", "cube.dcp checkpoints have no rank-local metadata", {"field": "rank"}
             )
+        if not self._chosen:
+            self._choose()
+        self._chosen = False
+        if self._failure is not None:
+            raise self._failure
+        assert self._metadata is not None
+        return self._metadata
+
+    def _choose(self) -> None:
+        """Agrees on the step to restore, decides the run's timeline, sets `_metadata` (or
+        `_failure`)."""
+        self._metadata, self._failure, self._pair, self.restored = None, None, None, None
         self.engine.wait()
         self._shards.clear()
         self.errors = []
@@ -369,7 +392,7 @@ class Reader(StorageReader):
                 dist.all_gather_object(everyone, seen)
                 seen = [f"rank {r}: {m}" for r, msgs in enumerate(everyone) for m in msgs]
             rejected = "; ".join(seen[:16]) or "no manifest covers rank 0's shard"
-            raise CheckpointError(
+            self._failure = CheckpointError(
                 "FILE_NOT_FOUND",
                 f"no complete DCP checkpoint of job {self.engine.config.job}{where} that every loading"
                 f" rank can verify (L1 {self.engine.l1.job_dir}"
@@ -377,15 +400,19 @@ class Reader(StorageReader):
                 + f"): {rejected}",
                 {"step": self.step} if self.step is not None else {},
             )
+        # As Checkpointer.load_latest: later saves carry a timeline no abandoned step has.
         abandons = self.engine._decide_timeline(catalog, shard0)
+        restored = shard0.step if shard0 is not None else -1
         prune = self.prune_newer if self.prune_newer is not None else self.step is None
         if prune:
-            self.engine._prune_newer(shard0.step)
+            self.engine._prune_newer(restored)
             if abandons:
-                self.engine._prune_replicas(shard0.step)
+                self.engine._prune_replicas(restored)
         if group is not None:
             dist.barrier()
         self.engine._scanned = False  # the slots' steps may have changed; re-read before a save
+        if shard0 is None:
+            return
         self._pair = (shard0.step, shard0.timeline)
         metadata = self._metadata_of(shard0)
         assert metadata is not None  # _agree verified it
@@ -407,7 +434,6 @@ class Reader(StorageReader):
             self.engine.timeline,
         )
         report_restored(shard0.step, shard0.source.level)
-        return metadata
 
     def set_up_storage_reader(self, metadata: Metadata, is_coordinator: bool, *args: Any, **kwargs: Any) -> None:
         self._storage = dict(metadata.storage_data or {})
