@@ -48,14 +48,27 @@ class TrainState(Stateful):
     (get_state_dict: DTensors, each rank saves its shards) plus this rank's data position and
     RNG streams under a per-rank key (DCP keeps one copy of equal keys)."""
 
-    def __init__(self, model: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any, sampler: ShuffledSampler, rank: int) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        opt: torch.optim.Optimizer,
+        sched: Any,
+        sampler: ShuffledSampler,
+        rank: int,
+    ) -> None:
         self.model, self.opt, self.sched, self.sampler, self.rank = model, opt, sched, sampler, rank
         self.step = 0
 
     def state_dict(self) -> dict[str, Any]:
         msd, osd = get_state_dict(self.model, self.opt)
         mine = json.dumps({"data": self.sampler.state_dict(), "rng": capture_rng()})
-        return {"model": msd, "optim": osd, "sched": self.sched.state_dict(), "step": self.step, f"rank{self.rank}": mine}
+        return {
+            "model": msd,
+            "optim": osd,
+            "sched": self.sched.state_dict(),
+            "step": self.step,
+            f"rank{self.rank}": mine,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         set_state_dict(self.model, self.opt, model_state_dict=state["model"], optim_state_dict=state["optim"])
@@ -75,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     # FSDP2 needs a process group even for one rank.
     dist.init_process_group(
         "gloo",
-        **({} if "MASTER_ADDR" in os.environ else {"init_method": "tcp://127.0.0.1:0", "rank": 0, "world_size": 1}),
+        **(
+            {}
+            if "MASTER_ADDR" in os.environ
+            else {"init_method": "tcp://127.0.0.1:0", "rank": 0, "world_size": 1}
+        ),
     )
 
     model = gpt.GPT(args.layers, args.hidden, args.heads, args.seq_len, args.dropout)
@@ -104,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     if reader.find() is not None:  # the newest step every rank verifies, or None on a fresh start
         dcp.load({"app": app}, storage_reader=reader)
         info = reader.restored or {}
-        print(f"rank {rank} resumed step {app.step} level {info.get('level')} source {info.get('source')}", flush=True)
+        print(
+            f"rank {rank} resumed step {app.step} level {info.get('level')}"
+            f" source {info.get('source')}",
+            flush=True,
+        )
     start = app.step
     if rank == 0 and start == 0:
         print(f"params {sum(p.numel() for p in model.parameters())}", flush=True)

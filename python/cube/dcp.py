@@ -166,7 +166,9 @@ class Writer(StorageWriter):
     Requires `use_collectives=True` (DCP's default) and rank 0 as the coordinator.
     """
 
-    def __init__(self, step: int | None = None, *, checkpointer: Checkpointer | None = None, **overrides: Any):
+    def __init__(
+        self, step: int | None = None, *, checkpointer: Checkpointer | None = None, **overrides: Any
+    ):
         super().__init__()
         self.engine = checkpointer if checkpointer is not None else shared_checkpointer(**overrides)
         self.step = None if step is None else parse_step(step, "step")
@@ -252,7 +254,8 @@ class Writer(StorageWriter):
                 tensor = data.detach()
             state[name] = tensor
             nbytes = tensor.numel() * tensor.element_size()
-            results.append(WriteResult(index=item.index, size_in_bytes=nbytes, storage_data=ChunkLocation(rank, name)))
+            location = ChunkLocation(rank, name)
+            results.append(WriteResult(index=item.index, size_in_bytes=nbytes, storage_data=location))
         if self._coordinator:
             self._pending = state
         else:
@@ -435,7 +438,9 @@ class Reader(StorageReader):
         )
         report_restored(shard0.step, shard0.source.level)
 
-    def set_up_storage_reader(self, metadata: Metadata, is_coordinator: bool, *args: Any, **kwargs: Any) -> None:
+    def set_up_storage_reader(
+        self, metadata: Metadata, is_coordinator: bool, *args: Any, **kwargs: Any
+    ) -> None:
         self._storage = dict(metadata.storage_data or {})
 
     def prepare_local_plan(self, plan: LoadPlan) -> LoadPlan:
@@ -483,7 +488,9 @@ class Reader(StorageReader):
         saved = shard.tensors.get(loc.name)
         if saved is None:
             raise CheckpointError(
-                "INVALID_FILE", f"{where} lacks the tensor {loc.name!r} its DCP metadata names", {"file": where}
+                "INVALID_FILE",
+                f"{where} lacks the tensor {loc.name!r} its DCP metadata names",
+                {"file": where},
             )
         if req.type == LoadItemType.BYTE_IO:
             planner.load_bytes(req, io.BytesIO(saved.numpy().tobytes()))
@@ -551,7 +558,8 @@ class Reader(StorageReader):
         r of M takes saved ranks k with k % M == r) and keeps them for `read_data`."""
         group = _dist_group()
         rank, world = group if group is not None else (0, 1)
-        needed = sorted({loc.rank for loc in (metadata.storage_data or {}).values() if isinstance(loc, ChunkLocation)})
+        locations = (metadata.storage_data or {}).values()
+        needed = sorted({loc.rank for loc in locations if isinstance(loc, ChunkLocation)})
         for k in needed:
             if k % world != rank:
                 continue

@@ -140,7 +140,8 @@ def load(kind: str, job: str, name: str, step: int | None = None) -> Callable[[i
             warnings.simplefilter("always")
             try:
                 dcp.load(state, storage_reader=reader)
-            except BaseException as e:  # noqa: BLE001 - DCP wraps errors in CheckpointException (a BaseException)
+            # DCP wraps every rank's error in a CheckpointException, a BaseException.
+            except BaseException as e:  # noqa: BLE001
                 error = str(e)
         seen = [str(w.message) for w in caught if isinstance(w.message, cube.CheckpointWarning)]
         everyone: list[Any] = [None] * world

@@ -23,7 +23,7 @@ from helpers import PYTHON, ROOT as REPO, subprocess_env
 
 _VERSION = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
 if _VERSION < (2, 4):
-    raise unittest.SkipTest(f"cube.dcp needs torch >= 2.4 (FSDP2, DTensor); this is torch {torch.__version__}")
+    raise unittest.SkipTest(f"cube.dcp needs torch >= 2.4 (FSDP2, DTensor), not {torch.__version__}")
 if os.environ.get("CUBE_TEST_DCP") != "1":
     # Minutes of 4-rank work: test/python/dcp.test.ts runs it once, with its own time limit,
     # rather than the suite-wide discovery of test/python/unit.test.ts a second time.
@@ -86,7 +86,10 @@ class DcpBackendTest(unittest.TestCase):
             shutil.rmtree(cls.root, True)
             raise AssertionError(
                 "the scenario wrote no results:\n"
-                + "\n".join(f"rank {r} exit {p.returncode}:\n{o[1][-3000:]}" for r, (p, o) in enumerate(zip(procs, outputs)))
+                + "\n".join(
+                    f"rank {r} exit {p.returncode}:\n{o[1][-3000:]}"
+                    for r, (p, o) in enumerate(zip(procs, outputs))
+                )
             )
         cls.results = json.loads(results.read_text())
         cls.stderr = [o[1] for o in outputs]
@@ -147,7 +150,8 @@ class DcpBackendTest(unittest.TestCase):
         # Step 2 of every save went through dcp.async_save; its manifests list every rank.
         self.phase("save fsdp on 4")
         for level in ("l1", "l3"):
-            manifest = json.loads((self.root / level / "f4" / "step-0000000002" / "manifest.json").read_text())
+            path = self.root / level / "f4" / "step-0000000002" / "manifest.json"
+            manifest = json.loads(path.read_text())
             self.assertEqual([s["rank"] for s in manifest["shards"]], [0, 1, 2, 3])
             tree = manifest["shards"][0]["extra"]["tree"]
             self.assertIn("__cube_dcp_metadata__", tree)

@@ -6,28 +6,13 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { repoRoot } from './launcher.ts';
+import { torch2Python } from './torch2.ts';
 
-const python = process.env.CUBE_PYTHON;
-
-function skipReason(): string | false {
-  if (python === undefined || python === '') {
-    return 'CUBE_PYTHON is unset: name an interpreter with torch >= 2.4 (FSDP2, DTensor, DCP)';
-  }
-  const r = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], {
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
-  if (r.status !== 0) return `CUBE_PYTHON=${python} cannot import torch: ${r.stderr.slice(-300)}`;
-  const [major = 0, minor = 0] = r.stdout.trim().split(/[.+]/).map(Number);
-  if (major < 2 || (major === 2 && minor < 4)) {
-    return `CUBE_PYTHON=${python} has torch ${r.stdout.trim()}; cube.dcp needs torch >= 2.4`;
-  }
-  return false;
-}
+const { python, skip } = torch2Python();
 
 test(
   'cube.dcp saves FSDP2 and DDP state through DCP on N ranks and loads it on M ranks bit for bit, never from a corrupted shard',
-  { skip: skipReason(), timeout: 1_300_000 },
+  { skip, timeout: 1_300_000 },
   () => {
     const r = spawnSync(python ?? '', ['-m', 'unittest', '-v', 'test_dcp'], {
       cwd: join(repoRoot, 'python/tests'),
