@@ -14,12 +14,14 @@ import socket
 import subprocess
 import tempfile
 import unittest
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from helpers import PYTHON, ROOT as REPO, subprocess_env
+import cube
+from helpers import PYTHON, ROOT as REPO, LevelsTestCase, subprocess_env
 
 _VERSION = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
 if _VERSION < (2, 4):
@@ -176,6 +178,96 @@ class DcpBackendTest(unittest.TestCase):
     def test_the_newest_load_falls_back_to_the_older_step_when_a_shard_has_no_good_copy(self) -> None:
         self.phase("corrupt f2 L3 rank 1 step 2")
         self.assert_loaded("load f2 newest with step 2 corrupt", "f2-saved-1", "f2-fallback", 1)
+
+
+class DcpOneProcessTest(LevelsTestCase):
+    """cube.dcp without torch.distributed (DCP's single-process mode), in this process."""
+
+    def opts(self) -> dict[str, Any]:
+        return {"job": "job", "rank": 0, "world_size": 1, "node": "node-a", "l1_dir": self.l1,
+                "l3_dir": self.l3}
+
+    def save(self, state: dict[str, Any], checkpoint_id: Any) -> None:
+        import torch.distributed.checkpoint as dcp
+
+        import cube.dcp
+
+        writer = cube.dcp.Writer(**self.opts())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DCP warns that torch.distributed is not initialized
+            dcp.save(state, checkpoint_id=checkpoint_id, storage_writer=writer)
+        writer.close()
+
+    def load(self, state: dict[str, Any], step: int | None = None) -> Any:
+        import torch.distributed.checkpoint as dcp
+
+        import cube.dcp
+
+        reader = cube.dcp.Reader(step, **self.opts())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dcp.load(state, storage_reader=reader)
+        reader.engine.close()
+        return reader
+
+    def test_a_step_saved_in_one_process_loads_from_l1_then_from_l3_once_l1_is_gone(self) -> None:
+        w = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+        self.save({"w": w, "b": torch.tensor([7, -1]), "meta": {"epoch": 3, "name": "x"}}, "/ckpt/step-5")
+
+        def fresh() -> dict[str, Any]:
+            zeros = {"w": torch.zeros(3, 4), "b": torch.zeros(2, dtype=torch.int64)}
+            return {**zeros, "meta": {"epoch": 0, "name": ""}}
+
+        state = fresh()
+        reader = self.load(state)
+        self.assertEqual((reader.restored["step"], reader.restored["level"]), (5, "L1"))
+        self.assertTrue(torch.equal(state["w"], w))
+        self.assertEqual(state["b"].tolist(), [7, -1])
+        self.assertEqual(state["meta"], {"epoch": 3, "name": "x"})
+        shutil.rmtree(self.l1 / "job")
+        state = fresh()
+        reader = self.load(state)
+        self.assertEqual((reader.restored["step"], reader.restored["level"]), (5, "L3"))
+        self.assertTrue(torch.equal(state["w"], w))
+
+    @unittest.skipUnless(shutil.which("node"), "node is not on PATH")
+    def test_a_dcp_checkpoint_is_an_ordinary_cube_checkpoint_for_cube_ckpt_verify(self) -> None:
+        self.save({"w": torch.ones(4, 4)}, 9)
+        r = subprocess.run(
+            ["node", str(REPO / "bin" / "cube.js"), "ckpt", "verify", str(self.l3)]
+            + ["--level", "L3", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn('"step":9', r.stdout.replace(" ", ""))
+
+    def test_a_save_without_a_step_is_refused(self) -> None:
+        import torch.distributed.checkpoint as dcp
+
+        import cube.dcp
+
+        with warnings.catch_warnings(), self.assertRaises(BaseException) as caught:
+            warnings.simplefilter("ignore")
+            dcp.save({"w": torch.ones(2)}, storage_writer=cube.dcp.Writer(**self.opts()))
+        self.assertIn("checkpoint_id=step", str(caught.exception))
+
+    def test_checkpoint_ids_name_the_step_by_their_trailing_digits(self) -> None:
+        from cube.dcp import parse_step
+
+        self.assertEqual([parse_step(x) for x in (12, "12", "step-0000000012", "/ckpt/step_12/")], [12] * 4)
+        for bad in ("latest", True, -3, "/ckpt/"):
+            with self.assertRaises(cube.CheckpointError) as caught:
+                parse_step(bad)
+            self.assertEqual(caught.exception.code, "INVALID_VALUE")
+
+    def test_loading_into_another_dtype_fails_naming_the_shard(self) -> None:
+        self.save({"w": torch.ones(3)}, 1)
+        with self.assertRaises(BaseException) as caught:
+            self.load({"w": torch.zeros(3, dtype=torch.float64)})
+        self.assertIn("rank-00000", str(caught.exception))
+        self.assertIn("torch.float32", str(caught.exception))
 
 
 if __name__ == "__main__":
