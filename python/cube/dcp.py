@@ -287,8 +287,9 @@ class Writer(StorageWriter):
         return True
 
     def wait(self) -> None:
-        """Returns when every save of this rank is committed at L1 (and written to L3 when the
-        cadence picks it); raises the engine's L1 failure, if any."""
+        """Returns when this rank's part of every save is recorded at L1 (and written to L3 when
+        the cadence picks it; the manifest follows the last rank's record); raises the engine's
+        L1 failure, if any."""
         self.engine.wait()
 
     def close(self) -> None:
