@@ -183,6 +183,8 @@ PHASES: list[tuple[str, int, Callable[[int], dict[str, Any]]]] = [
     ("save ddp on 2", 2, save("ddp", "d2")),
     ("load ddp 2 -> 1", 1, load("ddp", "d2", "d2-on-1")),
     ("load ddp 2 -> 4", 4, load("ddp", "d2", "d2-on-4")),
+    ("load ddp 2 -> fsdp 4", 4, load("fsdp", "d2", "d2-as-fsdp-on-4")),
+    ("load fsdp 4 -> ddp 2", 2, load("ddp", "f4", "f4-as-ddp-on-2")),
     ("corrupt f2 L1 rank 1 step 2", 1, corrupt("f2", 2, 1, "L1")),
     ("load f2 with L1 corrupt", 2, load("fsdp", "f2", "f2-l1-corrupt")),
     ("corrupt f2 L3 rank 1 step 2", 1, corrupt("f2", 2, 1, "L3")),

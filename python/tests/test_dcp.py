@@ -32,7 +32,7 @@ if os.environ.get("CUBE_TEST_DCP") != "1":
     raise unittest.SkipTest("run by test/python/dcp.test.ts; set CUBE_TEST_DCP=1 to run it here")
 
 SCENARIO = REPO / "python" / "tests" / "dcp_scenario.py"
-PHASES = 13
+PHASES = 15
 WORLD = 4
 
 
@@ -147,6 +147,10 @@ class DcpBackendTest(unittest.TestCase):
         self.phase("save ddp on 2")
         self.assert_loaded("load ddp 2 -> 1", "d2-saved-2", "d2-on-1", 2)
         self.assert_loaded("load ddp 2 -> 4", "d2-saved-2", "d2-on-4", 2)
+
+    def test_ddp_state_loads_into_fsdp2_and_fsdp2_state_into_ddp(self) -> None:
+        self.assert_loaded("load ddp 2 -> fsdp 4", "d2-saved-2", "d2-as-fsdp-on-4", 2)
+        self.assert_loaded("load fsdp 4 -> ddp 2", "f4-saved-2", "f4-as-ddp-on-2", 2)
 
     def test_async_save_commits_at_l1_and_l3_with_the_metadata_in_rank_0s_shard(self) -> None:
         # Step 2 of every save went through dcp.async_save; its manifests list every rank.
