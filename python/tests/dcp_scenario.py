@@ -40,8 +40,8 @@ results: dict[str, Any] = {}
 
 
 class Tiny(torch.nn.Module):
-    """Odd sizes on purpose: 2 and 4 ranks shard 13, 24 and 5 rows unevenly (a rank of 4 holds
-    nothing of fc2.weight's 5 rows... after the other three took 2, 2 and 1)."""
+    """Odd sizes on purpose: 2 and 4 ranks shard 13, 24 and 5 rows unevenly (4 ranks split
+    fc2's 5 rows 2, 2, 1, 0: one rank saves nothing of it)."""
 
     def __init__(self) -> None:
         super().__init__()
