@@ -132,6 +132,17 @@ def _bytes_tensor(data: io.BytesIO) -> torch.Tensor:
     return torch.frombuffer(bytearray(raw), dtype=torch.uint8)
 
 
+def _complete(metadata: Metadata, storage: dict[MetadataIndex, Any], meta: StorageMeta | None) -> None:
+    """Fills in what the storage adds to DCP's metadata (as FileSystemWriter.finish does)."""
+    metadata.version = _DCP_VERSION
+    metadata.storage_data = storage
+    metadata.storage_meta = meta
+
+
+def _pickled(metadata: Metadata) -> torch.Tensor:
+    return torch.frombuffer(bytearray(pickle.dumps(metadata)), dtype=torch.uint8)
+
+
 def _dist_group() -> tuple[int, int] | None:
     """(rank, world size) of the default process group, or None when there is none."""
     if dist.is_available() and dist.is_initialized():
@@ -175,6 +186,7 @@ class Writer(StorageWriter):
         self.save_id = uuid.uuid4().hex
         self._coordinator = False
         self._pending: dict[str, torch.Tensor] | None = None
+        self._early: dict[MetadataIndex, Any] | None = None  # what rank 0's shard already says
 
     # DCP's logging reads this attribute.
     @property
@@ -186,6 +198,7 @@ class Writer(StorageWriter):
             self.step = parse_step(checkpoint_id)
         self.save_id = uuid.uuid4().hex
         self._pending = None
+        self._early = None
 
     def set_up_storage_writer(self, is_coordinator: bool, *args: Any, **kwargs: Any) -> None:
         c = self.engine.config
@@ -257,7 +270,13 @@ class Writer(StorageWriter):
             location = ChunkLocation(rank, name)
             results.append(WriteResult(index=item.index, size_in_bytes=nbytes, storage_data=location))
         if self._coordinator:
-            self._pending = state
+            early = self._metadata_now(planner, plan)
+            if early is None:
+                self._pending = state  # finish() adds the metadata and snapshots
+            else:
+                state[METADATA_TENSOR] = _pickled(early)
+                self._early = dict(early.storage_data)
+                self.engine.save(self.step, state)
         else:
             self.engine.save(self.step, state)
         fut: Future[list[WriteResult]] = Future()
@@ -265,15 +284,48 @@ class Writer(StorageWriter):
         return fut
 
     def finish(self, metadata: Metadata, results: list[list[WriteResult]]) -> None:
-        """Coordinator: puts the global metadata into its own shard and snapshots that shard."""
+        """Coordinator: the global metadata goes into its own shard, already snapshotted with it
+        in `write_data` when the planner showed the global plan (DCP's default planner does),
+        else snapshotted here with it."""
         assert self.step is not None
-        metadata.version = _DCP_VERSION
-        metadata.storage_data = {wr.index: wr.storage_data for rank_results in results for wr in rank_results}
-        metadata.storage_meta = self.storage_meta()
+        storage = {wr.index: wr.storage_data for rank_results in results for wr in rank_results}
+        early, self._early = self._early, None
+        if early is not None:
+            if early != storage:
+                # Never expected: the shard already holds metadata that lies about the chunks.
+                raise CheckpointError(
+                    "INTERNAL",
+                    f"step {self.step}: the chunks the ranks wrote differ from the global plan the"
+                    " metadata in rank 0's shard was built from; this step must not be restored",
+                    {"step": self.step, "rank": 0},
+                )
+            _complete(metadata, storage, self.storage_meta())
+            return
+        _complete(metadata, storage, self.storage_meta())
         state = dict(self._pending or {})
         self._pending = None
-        state[METADATA_TENSOR] = torch.frombuffer(bytearray(pickle.dumps(metadata)), dtype=torch.uint8)
+        state[METADATA_TENSOR] = _pickled(metadata)
         self.engine.save(self.step, state)
+
+    def _metadata_now(self, planner: SavePlanner, plan: SavePlan) -> Metadata | None:
+        """The global metadata while the coordinator writes, from the planner's global plan:
+        every rank's items are known once DCP planned, so rank 0 need not snapshot its shard
+        after the others (in `finish`), which would add its copy to every rank's stall."""
+        assert self.step is not None
+        plans = getattr(planner, "global_plan", None)
+        metadata = getattr(planner, "metadata", None)
+        world = self.engine.config.world_size
+        if not isinstance(metadata, Metadata) or not isinstance(plans, list) or len(plans) != world:
+            return None
+        if [item.index for item in plans[0].items] != [item.index for item in plan.items]:
+            return None
+        storage = {
+            item.index: ChunkLocation(rank, _chunk_name(item.index))
+            for rank, rank_plan in enumerate(plans)
+            for item in rank_plan.items
+        }
+        _complete(metadata, storage, self.storage_meta())
+        return metadata
 
     def storage_meta(self) -> StorageMeta | None:
         return StorageMeta(checkpoint_id=self.checkpoint_id, save_id=self.save_id)

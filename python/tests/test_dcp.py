@@ -234,6 +234,45 @@ class DcpOneProcessTest(LevelsTestCase):
         self.assertEqual((reader.restored["step"], reader.restored["level"]), (5, "L3"))
         self.assertTrue(torch.equal(state["w"], w))
 
+    def test_a_planner_that_hides_its_global_plan_still_gets_the_metadata_saved(self) -> None:
+        # Rank 0 then snapshots its shard in finish(), after the others, with the metadata.
+        from torch.distributed.checkpoint.default_planner import DefaultSavePlanner
+        from torch.distributed.checkpoint.planner import SavePlanner
+
+        class Opaque(SavePlanner):
+            def __init__(self) -> None:
+                self.inner = DefaultSavePlanner()
+
+            def set_up_planner(
+                self, state_dict: Any, storage_meta: Any = None, is_coordinator: bool = False
+            ) -> None:
+                self.inner.set_up_planner(state_dict, storage_meta, is_coordinator)
+
+            def create_local_plan(self) -> Any:
+                return self.inner.create_local_plan()
+
+            def create_global_plan(self, all_plans: Any) -> Any:
+                return self.inner.create_global_plan(all_plans)
+
+            def finish_plan(self, new_plan: Any) -> Any:
+                return self.inner.finish_plan(new_plan)
+
+            def resolve_data(self, write_item: Any) -> Any:
+                return self.inner.resolve_data(write_item)
+
+        import torch.distributed.checkpoint as dcp
+
+        import cube.dcp
+
+        writer = cube.dcp.Writer(**self.opts())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dcp.save({"w": torch.full((5,), 2.5)}, checkpoint_id=4, storage_writer=writer, planner=Opaque())
+        writer.close()
+        state = {"w": torch.zeros(5)}
+        self.assertEqual(self.load(state).restored["step"], 4)
+        self.assertEqual(state["w"].tolist(), [2.5] * 5)
+
     @unittest.skipUnless(shutil.which("node"), "node is not on PATH")
     def test_a_dcp_checkpoint_is_an_ordinary_cube_checkpoint_for_cube_ckpt_verify(self) -> None:
         self.save({"w": torch.ones(4, 4)}, 9)

@@ -36,7 +36,7 @@ test(
       0,
       `test_dcp exited ${r.status ?? r.signal}:\n${failures}\n\n${r.stderr.slice(-8000)}`,
     );
-    assert.match(r.stderr, /Ran 14 tests/);
+    assert.match(r.stderr, /Ran 15 tests/);
     assert.match(r.stderr, /\nOK\n/);
   },
 );
