@@ -608,7 +608,9 @@ class Reader(StorageReader):
 
     def _verify_needed(self, pair: Pair, shard0: Shard, metadata: Metadata) -> bool:
         """Verifies this loading rank's share of the saved shards the metadata points into (rank
-        r of M takes saved ranks k with k % M == r) and keeps them for `read_data`."""
+        r of M takes saved ranks k with k % M == r). Only saved rank r's shard stays in memory for
+        `read_data` (the one a load on the same layout reads); the others are read again there,
+        so a rank never holds more than two shards however many it checks."""
         group = _dist_group()
         rank, world = group if group is not None else (0, 1)
         locations = (metadata.storage_data or {}).values()
@@ -619,7 +621,8 @@ class Reader(StorageReader):
             shard = shard0 if k == 0 else self._verify(k, pair)
             if shard is None:
                 return False
-            self._shards[k] = shard
+            if k == rank:
+                self._shards[k] = shard
         return True
 
     def _agree(self, catalog: Catalog) -> Shard | None:
