@@ -7,6 +7,10 @@
     ckpt.wait(); ckpt.close()
     cube.report_progress(step, loss=loss)  # to the node agent, when one launched this rank
 
+A trainer that checkpoints through torch.distributed.checkpoint (torch >= 2.4) keeps doing so,
+with Cube as the storage: `dcp.save(state, checkpoint_id=step, storage_writer=cube.dcp.Writer())`
+and `dcp.load(state, storage_reader=cube.dcp.Reader())` (see cube/dcp.py).
+
 The file formats are docs/checkpoint-format.md.
 """
 
@@ -41,3 +45,13 @@ __all__ = [
     "seed_everything",
     "unflatten_state",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # `cube.dcp` (the torch.distributed.checkpoint backend) needs torch >= 2.4: it is imported on
+    # first use, so `import cube` keeps working on an older torch.
+    if name == "dcp":
+        import importlib
+
+        return importlib.import_module(".dcp", __name__)
+    raise AttributeError(f"module 'cube' has no attribute {name!r}")

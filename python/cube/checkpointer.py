@@ -601,9 +601,10 @@ class Checkpointer:
 
     # ---- restoring ----------------------------------------------------------------------------
 
-    def _catalog(self) -> Catalog:
+    def _catalog(self, rank: int | None = None) -> Catalog:
+        """The sources of `rank`'s shard (default this rank's; cube.dcp reads other ranks' too)."""
         c = self.config
-        catalog = Catalog(c.job, c.rank, c.node)
+        catalog = Catalog(c.job, c.rank if rank is None else rank, c.node)
         catalog.scan_local(self.l1, "L1")
         if self.l3 is not None:
             catalog.scan_local(self.l3, "L3")
@@ -612,12 +613,13 @@ class Checkpointer:
         return catalog
 
     def _verify(self, catalog: Catalog, pair: Pair) -> Shard | None:
-        """This rank's shard of the (step, timeline) pair from the first source that verifies."""
+        """The catalog's rank's shard of the (step, timeline) pair from the first source that
+        verifies (this rank's, unless cube.dcp built the catalog for another rank)."""
         c = self.config
         step = pair[0]
         for src in catalog.ordered(pair):
             try:
-                return load_source(src, c.job, step, c.rank)
+                return load_source(src, c.job, step, catalog.rank)
             except Exception as e:  # noqa: BLE001 - any unusable source falls back, on every rank alike
                 err = (
                     e

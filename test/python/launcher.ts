@@ -69,6 +69,9 @@ export interface TrainRun {
   readonly timeoutMs?: number;
   /** Per-rank overrides of the environment (node, daemon socket, L1 root, local ranks). */
   readonly rankEnv?: (rank: number) => Readonly<Record<string, string>>;
+  /** Another interpreter and trainer (the DCP example runs on CUBE_PYTHON's torch 2.x). */
+  readonly python?: string;
+  readonly trainer?: string;
 }
 
 export interface RunResult {
@@ -110,10 +113,14 @@ export async function runTrainer(run: TrainRun): Promise<RunResult> {
     };
     delete env.CUBE_CKPT_SOCKET;
     Object.assign(env, run.rankEnv?.(rank) ?? {});
-    const p = spawn(python, [trainer, ...run.args, '--loss-log', run.lossLog], {
-      cwd: repoRoot,
-      env,
-    });
+    const p = spawn(
+      run.python ?? python,
+      [run.trainer ?? trainer, ...run.args, '--loss-log', run.lossLog],
+      {
+        cwd: repoRoot,
+        env,
+      },
+    );
     procs.push(p);
     p.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr[rank] += chunk));
     let partial = '';
