@@ -591,9 +591,12 @@ export class NodeAgent {
       }
       const delayMs = reply.ok
         ? this.#heartbeatMs
-        : backoffMs(failures, {
+        : // Capped near the heartbeat interval, not at 5 s: a restarted control plane counts
+          // the heartbeat timeout from its start, and a retry that sleeps past it would get
+          // every node declared down (and its job restarted) for an outage of a few seconds.
+          backoffMs(failures, {
             initialMs: this.#heartbeatMs,
-            maxMs: Math.max(5000, this.#heartbeatMs),
+            maxMs: Math.max(1000, 2 * this.#heartbeatMs),
           });
       await sleep(delayMs, signal);
     }

@@ -9,6 +9,7 @@ import { registerCkptDaemonCommand } from './commands/ckpt-daemon.ts';
 import { registerControlCommands } from './commands/control.ts';
 import { registerAgentCommand } from './commands/agent.ts';
 import { registerDemoCommand } from './commands/demo.ts';
+import { registerChaosCommand } from './commands/chaos.ts';
 import { registerUpCommands } from './commands/up.ts';
 import { registerPlanCommand } from './commands/plan.ts';
 import { registerSimulateCommand } from './commands/simulate.ts';
@@ -35,6 +36,7 @@ export function buildProgram(output: CliOutput): Command {
   registerControlCommands(program, output);
   registerAgentCommand(program, output);
   registerDemoCommand(program, output);
+  registerChaosCommand(program, output);
   registerUpCommands(program, output);
   registerPlanCommand(program, output);
   registerSimulateCommand(program, output);
