@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { CubeError } from '../../core/index.ts';
+import { CubeError, pythonInterpreter } from '../../core/index.ts';
 import { ControlPlane } from '../../control/control-plane.ts';
 import type { Event, Job } from '../../control/model/index.ts';
 import { rankLogPath } from '../../control/server/app.ts';
@@ -16,7 +16,6 @@ import { lossesByStep, replayFromLogs, type LogReplay } from '../replay-check.ts
 import { formatEvent } from './control.ts';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
-const python = process.env.CUBE_PYTHON ?? '/usr/bin/python3';
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -44,16 +43,19 @@ async function until<T>(
   }
 }
 
-function checkPython(): void {
+/** The project's interpreter, checked to import what the example trainer needs. */
+function checkPython(): string {
+  const python = pythonInterpreter();
   const r = spawnSync(python, ['-c', 'import torch, numpy, xxhash'], { encoding: 'utf8' });
   if (r.status !== 0)
     throw new CubeError(
       'INFEASIBLE',
       `the demo trains a real PyTorch model, and ${python} cannot import torch, numpy and xxhash`,
       {
-        hint: 'run `bash scripts/setup.sh` (it installs python3-torch, python3-numpy and python3-xxhash), or set CUBE_PYTHON',
+        hint: 'run `bash scripts/setup.sh` (it builds .venv/ with PyTorch from python/requirements.txt), or set CUBE_PYTHON to an interpreter with torch >= 2.4',
       },
     );
+  return python;
 }
 
 interface DemoFlags {
@@ -182,7 +184,7 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
       'print only {job, state, restarts, heartbeatTimeoutSeconds, coldStartSeconds, recovery}',
     )
     .action(async (flags: DemoFlags) => {
-      checkPython();
+      const python = checkPython();
       if (flags.killAt >= flags.steps)
         throw new CubeError(
           'BAD_FLAG',
