@@ -40,7 +40,8 @@ else
       exit 1
     fi
     echo "setup: .venv/ is $why: installing $requirements into it with $(command -v python3)" \
-      "($(python3 -V 2>&1)); PyTorch and its CUDA wheels are ~5 GB, so this takes minutes"
+      "($(python3 -V 2>&1)); PyTorch and its CUDA wheels are ~5 GB, so this takes minutes" \
+      "(pip shows each download, then is silent while it unpacks them)"
     rm -f "$stamp"
     # --clear only when the venv cannot run: a stale one keeps its packages and pip changes
     # just the pins that moved.

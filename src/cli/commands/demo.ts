@@ -174,7 +174,7 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
     .option('--steps <n>', 'training steps', parsePositiveInt('--steps'), 80)
     .option(
       '--kill-at <step>',
-      'kill a node once training passed this step',
+      'kill a node once training passed this step and a checkpoint reached a peer (L2)',
       parsePositiveInt('--kill-at'),
       30,
     )
@@ -287,8 +287,22 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
             const logged = [...lossesByStep(rank0Log(0)).keys()];
             const p = await cp.store.listProgress(job.id, { rank: 0, limit: 1_000_000 });
             const last = Math.max(-1, p.at(-1)?.step ?? -1, ...logged);
-            if (last >= 0) progress.update(`step ${last} of ${flags.killAt}`);
-            return last >= flags.killAt ? last : null;
+            // The spare that takes the killed node's rank restores from a peer's L2 replica; a
+            // kill before the first checkpoint reached L2 leaves it nothing but L3 (every 4th
+            // checkpoint) or step 0. On a loaded machine the steps outrun the replication
+            // (a dozen steps in a second), so the kill also waits for one L2 commit.
+            const committed = await cp.store.listEvents({
+              jobId: job.id,
+              kinds: ['checkpoint-committed'],
+            });
+            const onPeer = committed.some(
+              (e) => e.kind === 'checkpoint-committed' && e.data.level === 'L2',
+            );
+            if (last >= 0)
+              progress.update(
+                `step ${last} of ${flags.killAt}${onPeer ? '' : ', no checkpoint on a peer (L2) yet'}`,
+              );
+            return last >= flags.killAt && onPeer ? last : null;
           },
           progress,
         );
