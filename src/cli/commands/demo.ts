@@ -174,7 +174,7 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
     .option('--steps <n>', 'training steps', parsePositiveInt('--steps'), 80)
     .option(
       '--kill-at <step>',
-      'kill a node once training passed this step and a checkpoint reached a peer (L2)',
+      'kill a node once training passed this step and L2 is at most one checkpoint behind',
       parsePositiveInt('--kill-at'),
       30,
     )
@@ -262,7 +262,9 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
           ranks: { nodes: flags.nodes, devicesPerNode: flags.devicesPerNode },
           deviceType: 'cpu',
           priority: 0,
-          checkpoint: { everySteps: 5, l3Every: 4, keep: { L1: 2, L2: 2, L3: 3 } },
+          // L1 keeps 3: the step the kill waits for at L2 (below) stays in the survivors' memory
+          // while one more checkpoint commits before the kill lands.
+          checkpoint: { everySteps: 5, l3Every: 4, keep: { L1: 3, L2: 2, L3: 3 } },
           restart: { maxRestarts: 3, backoffSeconds: 1 },
           faults: { heartbeatTimeoutSeconds: 3, hangTimeoutSeconds: 120 },
         });
@@ -287,22 +289,31 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
             const logged = [...lossesByStep(rank0Log(0)).keys()];
             const p = await cp.store.listProgress(job.id, { rank: 0, limit: 1_000_000 });
             const last = Math.max(-1, p.at(-1)?.step ?? -1, ...logged);
-            // The spare that takes the killed node's rank restores from a peer's L2 replica; a
-            // kill before the first checkpoint reached L2 leaves it nothing but L3 (every 4th
-            // checkpoint) or step 0. On a loaded machine the steps outrun the replication
-            // (a dozen steps in a second), so the kill also waits for one L2 commit.
+            // The spare that takes the killed node's rank restores it from a peer's L2 replica,
+            // and the surviving ranks restore the same step from their L1. When the steps
+            // outrun the replication (torch 2.15 here runs a dozen in a second), L1 retention
+            // drops the steps L2 still holds: a kill then leaves no step every rank can restore,
+            // and the job starts over from step 0. So the kill also waits until L2 is at most
+            // one checkpoint behind L1.
             const committed = await cp.store.listEvents({
               jobId: job.id,
               kinds: ['checkpoint-committed'],
             });
-            const onPeer = committed.some(
-              (e) => e.kind === 'checkpoint-committed' && e.data.level === 'L2',
-            );
+            const newest = (level: string): number =>
+              Math.max(
+                -1,
+                ...committed.flatMap((e) =>
+                  e.kind === 'checkpoint-committed' && e.data.level === level ? [e.data.step] : [],
+                ),
+              );
+            const l1 = newest('L1');
+            const l2 = newest('L2');
+            const replicated = l2 >= 0 && l2 >= l1 - 5;
             if (last >= 0)
               progress.update(
-                `step ${last} of ${flags.killAt}${onPeer ? '' : ', no checkpoint on a peer (L2) yet'}`,
+                `step ${last} of ${flags.killAt}${replicated ? '' : `, L2 at step ${l2 < 0 ? '-' : l2} behind L1 at ${l1}`}`,
               );
-            return last >= flags.killAt && onPeer ? last : null;
+            return last >= flags.killAt && replicated ? last : null;
           },
           progress,
         );
