@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Installs what Cube needs on a fresh Debian machine with Node 20: the npm packages from the
-# lockfile, the Debian packages the Python client and its tests use and the Chromium the
-# dashboard's browser tests drive, and the test tools' Python venv (.venv-tools/, schemathesis),
-# only when missing; then the dashboard bundle when stale.
+# lockfile; the project's Python environment (.venv/, PyTorch and the rest of
+# python/requirements.txt from PyPI) unless CUBE_PYTHON names one to reuse; the Debian packages
+# the tests use and the Chromium the dashboard's browser tests drive; and the test tools' Python
+# venv (.venv-tools/, schemathesis), each only when missing or stale; then the dashboard bundle
+# when stale.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # iproute2: `ip netns` for the partition test (test/control/partition.test.ts).
-debian_packages=(python3-torch python3-numpy python3-xxhash python3-venv iproute2)
+debian_packages=(iproute2)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
+# The venvs are built from the machine's python3; Debian's lacks ensurepip (so `python3 -m venv`
+# fails) until python3-venv is installed. A python3 from elsewhere (pyenv) carries its own.
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 # The dashboard's browser tests drive Debian's Chromium (never a downloaded browser build).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -20,6 +25,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   "${sudo[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# The project's Python environment (.venv/, or the interpreter CUBE_PYTHON names).
+bash scripts/setup-python.sh
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund

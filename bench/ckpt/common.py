@@ -5,7 +5,7 @@ processes started together behind a barrier, and real node daemons (`cube ckpt d
 
 Run the benches with Debian's interpreter and the client on the path:
 
-    PYTHONPATH=python OMP_NUM_THREADS=1 /usr/bin/python3 bench/ckpt/stall.py --size 1G --ranks 2
+    PYTHONPATH=python OMP_NUM_THREADS=1 .venv/bin/python bench/ckpt/stall.py --size 1G --ranks 2
 
 or all of them through `npm run bench:ckpt` (bench/ckpt/run.ts).
 """

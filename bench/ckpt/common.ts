@@ -4,10 +4,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, readFileSync, statfsSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { pythonInterpreter } from '../../src/core/index.ts';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-/** Debian's interpreter carries torch, numpy and xxhash; a pyenv python3 on PATH may not. */
-export const python = '/usr/bin/python3';
+/** The project's interpreter (CUBE_PYTHON, else .venv/bin/python from scripts/setup.sh). */
+export const python = pythonInterpreter();
 export const MIB = 1 << 20;
 export const GIB = 1 << 30;
 

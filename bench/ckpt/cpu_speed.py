@@ -9,7 +9,7 @@ runs it before and after every bench, so a table shows how far the machine's CPU
 it was measured: on this 2-vCPU VM one vCPU was at times 1.9x slower than the other, and which
 one changed from one minute to the next.
 
-    OMP_NUM_THREADS=1 /usr/bin/python3 bench/ckpt/cpu_speed.py [--rounds 5] [--matmuls 4]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/ckpt/cpu_speed.py [--rounds 5] [--matmuls 4]
 
 Prints one JSON line: {"ms_per_matmul": {"0": ..., "1": ...}, "spread": slowest / fastest}.
 """

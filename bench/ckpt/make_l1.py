@@ -4,7 +4,7 @@ Every rank of the step is saved by this one process (one `Checkpointer` per rank
 one state, so the memory needed is one state plus the slots). Prints one JSON line:
 `{"job", "step", "l1", "ranks", "bytes": [per rank], "files": [slot paths]}`.
 
-    PYTHONPATH=python /usr/bin/python3 bench/ckpt/make_l1.py --l1 /dev/shm/x --size 1G --ranks 2
+    PYTHONPATH=python .venv/bin/python bench/ckpt/make_l1.py --l1 /dev/shm/x --size 1G --ranks 2
 """
 
 from __future__ import annotations

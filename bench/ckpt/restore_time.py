@@ -18,7 +18,7 @@ training process). The baseline of L1 and L3 is a plain read of the same shard f
 fresh buffer (no checksum, no daemon), with the same cache state: the cost of just getting the
 bytes off that medium into process memory (L2 has none: its bytes come over the network).
 
-    PYTHONPATH=python OMP_NUM_THREADS=1 /usr/bin/python3 bench/ckpt/restore_time.py --size 1G
+    PYTHONPATH=python OMP_NUM_THREADS=1 .venv/bin/python bench/ckpt/restore_time.py --size 1G
 """
 
 from __future__ import annotations

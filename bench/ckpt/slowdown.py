@@ -28,7 +28,7 @@ machine's drift cancels); the no-checkpoint segments are reported next to it.
 On a 2-core machine the daemons (L2 sender, L2 receiver, L3 writer, each hashing) run on the
 same cores as the training processes: with 1 rank there is one spare core, with 2 ranks none.
 
-    PYTHONPATH=python OMP_NUM_THREADS=1 /usr/bin/python3 bench/ckpt/slowdown.py --size 1G --ranks 1
+    PYTHONPATH=python OMP_NUM_THREADS=1 .venv/bin/python bench/ckpt/slowdown.py --size 1G --ranks 1
 """
 
 from __future__ import annotations

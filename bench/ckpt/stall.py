@@ -17,7 +17,7 @@ measures, interleaved repetition by repetition so that the machine's noise hits 
 With 2 ranks every repetition's figure is the slower rank's (data-parallel ranks wait for each
 other). Target: steady stall <= 1.2x the raw copy.
 
-    PYTHONPATH=python OMP_NUM_THREADS=1 /usr/bin/python3 bench/ckpt/stall.py --size 1G --ranks 2
+    PYTHONPATH=python OMP_NUM_THREADS=1 .venv/bin/python bench/ckpt/stall.py --size 1G --ranks 2
 """
 
 from __future__ import annotations

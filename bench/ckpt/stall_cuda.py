@@ -1,6 +1,6 @@
 """The training-visible stall of `Checkpointer.save()` for a state that lives on a CUDA GPU.
 
-    PYTHONPATH=python python3 bench/ckpt/stall_cuda.py --sizes 256M,1G,4G
+    PYTHONPATH=python .venv/bin/python bench/ckpt/stall_cuda.py --sizes 256M,1G,4G
 
 On a GPU the snapshot is the device-to-host copy: `save()` copies every tensor into one pinned
 staging buffer (asynchronous copies, one synchronize) and returns; the copy from the staging

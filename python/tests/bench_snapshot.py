@@ -1,7 +1,7 @@
 """Quick measurement: the training-thread stall of `Checkpointer.save()` for a state of N MiB,
 against a raw NumPy copy into a pre-touched buffer and against `torch.save` + fsync.
 
-    PYTHONPATH=python OMP_NUM_THREADS=1 /usr/bin/python3 python/tests/bench_snapshot.py --mib 256
+    PYTHONPATH=python OMP_NUM_THREADS=1 .venv/bin/python python/tests/bench_snapshot.py --mib 256
 
 Not a unittest (the name does not start with test_); the proper benchmark lives in bench/.
 """

@@ -15,7 +15,7 @@ import torch
 import cube
 
 ROOT = Path(__file__).resolve().parents[2]
-PYTHON = sys.executable  # the interpreter running the tests (Debian's here, a CUDA torch elsewhere)
+PYTHON = sys.executable  # the interpreter running the tests (the project's .venv or CUBE_PYTHON)
 
 
 class LevelsTestCase(unittest.TestCase):

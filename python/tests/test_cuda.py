@@ -1,5 +1,5 @@
 """The client with state on a CUDA GPU: snapshot semantics, round trips, and bit-exact resume of
-the example trainer. Skipped where torch sees no CUDA device (Debian's CPU torch)."""
+the example trainer. Skipped where torch sees no CUDA device."""
 
 from __future__ import annotations
 

@@ -11,3 +11,5 @@ export {
 } from './structured-file.ts';
 export { allowedCpus, formatCpuList, parseCpuList, pinProcess } from './cpu-affinity.ts';
 export { ensurePrivateDir } from './private-dir.ts';
+export { pythonInterpreter } from './python-interpreter.ts';
+export type { PythonInterpreterOptions } from './python-interpreter.ts';

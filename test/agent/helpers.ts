@@ -6,11 +6,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { destination, pino } from 'pino';
 import { NodeAgent, cpuPlugin, silentLog, type NodeAgentOptions } from '../../src/agent/index.ts';
+import { pythonInterpreter } from '../../src/core/index.ts';
 import type { FakeControlPlane } from './fake-control-plane.ts';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-// Debian's interpreter carries torch, numpy and xxhash; a pyenv python3 on PATH may not.
-export const python = '/usr/bin/python3';
+/** The project's interpreter (CUBE_PYTHON, else .venv/bin/python from scripts/setup.sh). */
+export const python = pythonInterpreter();
 
 /** A `cube agent` process, its output collected as it comes. */
 export interface CliAgent {

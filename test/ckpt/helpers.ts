@@ -1,9 +1,10 @@
 /** Shared test helpers for the checkpoint engine: temp dirs, sample shards, the CLI. */
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
+import { pythonInterpreter } from '../../src/core/index.ts';
 import {
   saveShard,
   tryCommit,
@@ -77,8 +78,8 @@ export async function writeStep(
   return records;
 }
 
-/** Python with numpy and xxhash: the system one (the pyenv one on PATH lacks them). */
-export const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+/** The project's interpreter (CUBE_PYTHON, else .venv/bin/python from scripts/setup.sh). */
+export const python = pythonInterpreter();
 
 /** Runs a Python script and parses its JSON output. */
 export function runPython(args: readonly string[]): unknown {

@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { recoveryReport, replayLine } from '../../src/cli/commands/demo.ts';
+import { pythonInterpreter } from '../../src/core/index.ts';
 import { replayFromLogs } from '../../src/cli/replay-check.ts';
 import { EventSchema, type Event } from '../../src/control/model/index.ts';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const python = process.env.CUBE_PYTHON ?? '/usr/bin/python3';
 const t0 = Date.parse('2026-01-01T00:00:00.000Z');
 
 /** The events of one recovery: a fault 2 s after the kill, relaunch, restore of step 20, resume. */
@@ -77,8 +77,17 @@ test('replayed steps are reported identical only when every loss matched, and a 
   assert.match(replayLine(differ), /losses DIFFER from step 21 \(0x1\.0p\+1 before, 0x1\.0p\+2/);
 });
 
-const hasTorch =
-  spawnSync(python, ['-c', 'import torch, numpy, xxhash'], { encoding: 'utf8' }).status === 0;
+/** Why the end-to-end demo cannot run here (no project interpreter, or one without torch). */
+function noTorch(): string | false {
+  let python: string;
+  try {
+    python = pythonInterpreter();
+  } catch (e) {
+    return (e as Error).message;
+  }
+  const r = spawnSync(python, ['-c', 'import torch, numpy, xxhash'], { encoding: 'utf8' });
+  return r.status === 0 ? false : `${python} cannot import torch, numpy and xxhash`;
+}
 
 interface DemoJson {
   job: string;
@@ -119,7 +128,7 @@ async function runDemo(): Promise<DemoJson> {
 
 test(
   'cube demo --json kills a node mid-run, and the job recovers and replays the lost steps bit for bit',
-  { skip: hasTorch ? false : `${python} cannot import torch, numpy and xxhash`, timeout: 240_000 },
+  { skip: noTorch(), timeout: 240_000 },
   async () => {
     // Where the kill lands is up to the fault's delivery: when it lands right after a
     // checkpoint that reached L2, nothing is run again. That run must say so (and exit 0), and

@@ -69,7 +69,7 @@ function rawRequest(request: string): Promise<number> {
 
 const spec = {
   name: 'access',
-  command: ['/usr/bin/python3', '-c', 'pass'],
+  command: ['.venv/bin/python', '-c', 'pass'],
   ranks: { nodes: 1, devicesPerNode: 1 },
   deviceType: 'cpu',
 };

@@ -37,7 +37,7 @@ async function call(
 
 const goodSpec = {
   name: 'keep-me',
-  command: ['/usr/bin/python3', '-c', 'pass'],
+  command: ['.venv/bin/python', '-c', 'pass'],
   ranks: { nodes: 1, devicesPerNode: 1 },
   deviceType: 'cpu',
 };

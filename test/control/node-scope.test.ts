@@ -61,7 +61,7 @@ before(async () => {
   }
   const job = await cp.store.createJob({
     name: 'victim',
-    command: ['/usr/bin/python3', '-c', 'pass'],
+    command: ['.venv/bin/python', '-c', 'pass'],
     ranks: { nodes: 1, devicesPerNode: 1 },
     deviceType: 'cpu',
   } as never);

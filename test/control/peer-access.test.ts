@@ -110,7 +110,7 @@ test('a launch gives each node keys that open its peers for this job attempt, wi
     '/jobs',
     {
       name: 'two-nodes',
-      command: ['/usr/bin/python3', '-c', 'pass'],
+      command: ['.venv/bin/python', '-c', 'pass'],
       ranks: { nodes: 2, devicesPerNode: 1 },
       deviceType: 'cpu',
     },

@@ -6,10 +6,11 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pythonInterpreter } from '../../src/core/index.ts';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-// Debian's interpreter carries torch, numpy and xxhash; a pyenv python3 on PATH may not.
-export const python = '/usr/bin/python3';
+/** The project's interpreter (CUBE_PYTHON, else .venv/bin/python from scripts/setup.sh). */
+export const python = pythonInterpreter();
 
 /** The example trainer's tiny model (2 layers x 64 hidden, sequence 32, batch 4 per rank). */
 export const tinyModelArgs: readonly string[] = [

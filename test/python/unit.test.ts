@@ -1,4 +1,5 @@
-// Runs the Python client's unittests (python/tests) with Debian's interpreter and reports failures.
+// Runs the Python client's unittests (python/tests) with the project's interpreter (CUBE_PYTHON,
+// else .venv/bin/python) and reports failures.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { CubeError } from '../../core/index.ts';
+import { CubeError, pythonInterpreter } from '../../core/index.ts';
 import { ControlPlane } from '../../control/control-plane.ts';
 import type { Event, Job } from '../../control/model/index.ts';
 import { rankLogPath } from '../../control/server/app.ts';
@@ -16,7 +16,6 @@ import { lossesByStep, replayFromLogs, type LogReplay } from '../replay-check.ts
 import { formatEvent } from './control.ts';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
-const python = process.env.CUBE_PYTHON ?? '/usr/bin/python3';
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -44,16 +43,19 @@ async function until<T>(
   }
 }
 
-function checkPython(): void {
+/** The project's interpreter, checked to import what the example trainer needs. */
+function checkPython(): string {
+  const python = pythonInterpreter();
   const r = spawnSync(python, ['-c', 'import torch, numpy, xxhash'], { encoding: 'utf8' });
   if (r.status !== 0)
     throw new CubeError(
       'INFEASIBLE',
       `the demo trains a real PyTorch model, and ${python} cannot import torch, numpy and xxhash`,
       {
-        hint: 'run `bash scripts/setup.sh` (it installs python3-torch, python3-numpy and python3-xxhash), or set CUBE_PYTHON',
+        hint: 'run `bash scripts/setup.sh` (it builds .venv/ with PyTorch from python/requirements.txt), or set CUBE_PYTHON to an interpreter with torch >= 2.4',
       },
     );
+  return python;
 }
 
 interface DemoFlags {
@@ -172,7 +174,7 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
     .option('--steps <n>', 'training steps', parsePositiveInt('--steps'), 80)
     .option(
       '--kill-at <step>',
-      'kill a node once training passed this step',
+      'kill a node once training passed this step and L2 is at most one checkpoint behind',
       parsePositiveInt('--kill-at'),
       30,
     )
@@ -182,7 +184,7 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
       'print only {job, state, restarts, heartbeatTimeoutSeconds, coldStartSeconds, recovery}',
     )
     .action(async (flags: DemoFlags) => {
-      checkPython();
+      const python = checkPython();
       if (flags.killAt >= flags.steps)
         throw new CubeError(
           'BAD_FLAG',
@@ -260,7 +262,9 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
           ranks: { nodes: flags.nodes, devicesPerNode: flags.devicesPerNode },
           deviceType: 'cpu',
           priority: 0,
-          checkpoint: { everySteps: 5, l3Every: 4, keep: { L1: 2, L2: 2, L3: 3 } },
+          // L1 keeps 3: the step the kill waits for at L2 (below) stays in the survivors' memory
+          // while one more checkpoint commits before the kill lands.
+          checkpoint: { everySteps: 5, l3Every: 4, keep: { L1: 3, L2: 2, L3: 3 } },
           restart: { maxRestarts: 3, backoffSeconds: 1 },
           faults: { heartbeatTimeoutSeconds: 3, hangTimeoutSeconds: 120 },
         });
@@ -285,8 +289,31 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
             const logged = [...lossesByStep(rank0Log(0)).keys()];
             const p = await cp.store.listProgress(job.id, { rank: 0, limit: 1_000_000 });
             const last = Math.max(-1, p.at(-1)?.step ?? -1, ...logged);
-            if (last >= 0) progress.update(`step ${last} of ${flags.killAt}`);
-            return last >= flags.killAt ? last : null;
+            // The spare that takes the killed node's rank restores it from a peer's L2 replica,
+            // and the surviving ranks restore the same step from their L1. When the steps
+            // outrun the replication (torch 2.15 here runs a dozen in a second), L1 retention
+            // drops the steps L2 still holds: a kill then leaves no step every rank can restore,
+            // and the job starts over from step 0. So the kill also waits until L2 is at most
+            // one checkpoint behind L1.
+            const committed = await cp.store.listEvents({
+              jobId: job.id,
+              kinds: ['checkpoint-committed'],
+            });
+            const newest = (level: string): number =>
+              Math.max(
+                -1,
+                ...committed.flatMap((e) =>
+                  e.kind === 'checkpoint-committed' && e.data.level === level ? [e.data.step] : [],
+                ),
+              );
+            const l1 = newest('L1');
+            const l2 = newest('L2');
+            const replicated = l2 >= 0 && l2 >= l1 - 5;
+            if (last >= 0)
+              progress.update(
+                `step ${last} of ${flags.killAt}${replicated ? '' : `, L2 at step ${l2 < 0 ? '-' : l2} behind L1 at ${l1}`}`,
+              );
+            return last >= flags.killAt && replicated ? last : null;
           },
           progress,
         );

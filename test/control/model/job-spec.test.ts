@@ -5,7 +5,7 @@ import { parseJobSpec, validateJobSpec, worldSizeOf } from '../../../src/control
 
 const minimal = `
 name: gpt-small
-command: ['/usr/bin/python3', 'examples/gpt/train.py', '--steps', '200']
+command: ['.venv/bin/python', 'examples/gpt/train.py', '--steps', '200']
 ranks: { nodes: 2, devicesPerNode: 2 }
 deviceType: cpu
 `;
@@ -26,7 +26,7 @@ describe('parseJobSpec', () => {
     const spec = parseJobSpec(minimal, { format: 'yaml' });
     assert.deepEqual(spec, {
       name: 'gpt-small',
-      command: ['/usr/bin/python3', 'examples/gpt/train.py', '--steps', '200'],
+      command: ['.venv/bin/python', 'examples/gpt/train.py', '--steps', '200'],
       workingDir: '.',
       env: {},
       ranks: { nodes: 2, devicesPerNode: 2 },
@@ -71,7 +71,7 @@ faults: { heartbeatTimeoutSeconds: 2 }
   test('a JSON spec parses to the same spec as its YAML', () => {
     const json = JSON.stringify({
       name: 'gpt-small',
-      command: ['/usr/bin/python3', 'examples/gpt/train.py', '--steps', '200'],
+      command: ['.venv/bin/python', 'examples/gpt/train.py', '--steps', '200'],
       ranks: { nodes: 2, devicesPerNode: 2 },
       deviceType: 'cpu',
     });

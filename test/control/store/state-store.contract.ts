@@ -30,7 +30,7 @@ export type OpenStoreUnderTest = (options?: { now?: () => number }) => Promise<S
 export function sampleSpec(name = 'gpt-small', nodes = 2): JobSpec {
   return validateJobSpec({
     name,
-    command: ['/usr/bin/python3', 'examples/gpt/train.py'],
+    command: ['.venv/bin/python', 'examples/gpt/train.py'],
     ranks: { nodes, devicesPerNode: 2 },
     deviceType: 'cpu',
   });
