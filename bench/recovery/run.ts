@@ -34,6 +34,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ControlPlane } from '../../src/control/control-plane.ts';
+import { pythonInterpreter } from '../../src/core/index.ts';
 import type { Event, Job } from '../../src/control/model/index.ts';
 import { validateJobSpec } from '../../src/control/model/index.ts';
 import { rankLogPath } from '../../src/control/server/rank-logs.ts';
@@ -44,7 +45,7 @@ import {
 } from '../../src/cli/embedded-cluster.ts';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const python = process.env.CUBE_PYTHON ?? '/usr/bin/python3';
+const python = pythonInterpreter();
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined =>
   args.includes(name) ? args[args.indexOf(name) + 1] : undefined;

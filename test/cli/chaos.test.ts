@@ -10,9 +10,10 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { ChaosReport } from '../../src/cli/chaos/report.ts';
 import { findRankProcesses } from '../../src/cli/chaos/rank-processes.ts';
+import { pythonInterpreter } from '../../src/core/index.ts';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const python = process.env.CUBE_PYTHON ?? '/usr/bin/python3';
+const python = pythonInterpreter();
 const hasTorch =
   spawnSync(python, ['-c', 'import torch, numpy, xxhash'], { encoding: 'utf8' }).status === 0;
 

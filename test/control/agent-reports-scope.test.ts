@@ -62,7 +62,7 @@ before(async () => {
   const spec = (name: string, devicesPerNode: number) =>
     ({
       name,
-      command: ['/usr/bin/python3', '-c', 'pass'],
+      command: ['.venv/bin/python', '-c', 'pass'],
       ranks: { nodes: 1, devicesPerNode },
       deviceType: 'cpu',
     }) as never;

@@ -1,14 +1,12 @@
-import { spawnSync } from 'node:child_process';
 import type { Command } from 'commander';
 import { CubeError } from '../../core/index.ts';
 import { runCampaign } from '../chaos/campaign.ts';
 import { FaultKindSchema, faultKinds, type FaultKind } from '../chaos/fault-kinds.ts';
 import { formatReport } from '../chaos/report.ts';
 import { parsePositiveInt } from '../flags.ts';
+import { trainerPython } from '../trainer-python.ts';
 import { printJson, type CliOutput } from '../output.ts';
 import { parseNonNegativeInt, parsePositiveNumber } from './control.ts';
-
-const python = process.env.CUBE_PYTHON ?? '/usr/bin/python3';
 
 /** `20m`, `90s`, `1h` or plain seconds, as seconds. */
 export function parseDuration(value: string): number {
@@ -101,15 +99,7 @@ export function registerChaosCommand(program: Command, output: CliOutput): void 
     .option('--keep', 'keep the data directory for inspection')
     .option('--json', 'print the report as JSON')
     .action(async (flags: ChaosFlags) => {
-      const r = spawnSync(python, ['-c', 'import torch, numpy, xxhash'], { encoding: 'utf8' });
-      if (r.status !== 0)
-        throw new CubeError(
-          'INFEASIBLE',
-          `cube chaos trains a real PyTorch model, and ${python} cannot import torch, numpy and xxhash`,
-          {
-            hint: 'run `bash scripts/setup.sh`, or set CUBE_PYTHON',
-          },
-        );
+      const python = trainerPython('cube chaos');
       const abort = new AbortController();
       const onSignal = (): void => abort.abort();
       process.once('SIGINT', onSignal);

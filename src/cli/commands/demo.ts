@@ -1,10 +1,10 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { CubeError, pythonInterpreter } from '../../core/index.ts';
+import { CubeError } from '../../core/index.ts';
+import { trainerPython } from '../trainer-python.ts';
 import { ControlPlane } from '../../control/control-plane.ts';
 import type { Event, Job } from '../../control/model/index.ts';
 import { rankLogPath } from '../../control/server/app.ts';
@@ -41,21 +41,6 @@ async function until<T>(
     }
     await sleep(100);
   }
-}
-
-/** The project's interpreter, checked to import what the example trainer needs. */
-function checkPython(): string {
-  const python = pythonInterpreter();
-  const r = spawnSync(python, ['-c', 'import torch, numpy, xxhash'], { encoding: 'utf8' });
-  if (r.status !== 0)
-    throw new CubeError(
-      'INFEASIBLE',
-      `the demo trains a real PyTorch model, and ${python} cannot import torch, numpy and xxhash`,
-      {
-        hint: 'run `bash scripts/setup.sh` (it builds .venv/ with PyTorch from python/requirements.txt), or set CUBE_PYTHON to an interpreter with torch >= 2.4',
-      },
-    );
-  return python;
 }
 
 interface DemoFlags {
@@ -184,7 +169,7 @@ export function registerDemoCommand(program: Command, output: CliOutput): void {
       'print only {job, state, restarts, heartbeatTimeoutSeconds, coldStartSeconds, recovery}',
     )
     .action(async (flags: DemoFlags) => {
-      const python = checkPython();
+      const python = trainerPython('the demo');
       if (flags.killAt >= flags.steps)
         throw new CubeError(
           'BAD_FLAG',
