@@ -29,6 +29,7 @@ from .config import Config, load_config
 from .daemon_client import DaemonClient
 from .progress import report_restored
 from .errors import CheckpointError, CheckpointWarning
+from .dtensor_state import rebuild_dtensors, refuse_together, saved_world_mismatch
 from .flatten import flatten_state, unflatten_state
 from .layout import (
     LevelPaths,
@@ -153,7 +154,12 @@ class Checkpointer:
         with self._lock:
             return list(self._errors)
 
-    def load_latest(self, map_location: str | torch.device | None = None, prune_newer: bool = True) -> Any:
+    def load_latest(
+        self,
+        map_location: str | torch.device | None = None,
+        prune_newer: bool = True,
+        device_mesh: Any = None,
+    ) -> Any:
         """The newest state every rank can restore, or None when there is nothing to resume.
 
         Returns the saved structure with tensors restored (on CPU, or `map_location`) plus
@@ -173,8 +179,25 @@ class Checkpointer:
         newer than the restored one (an abandoned timeline) lose this rank's records and their
         manifests at L1 and L3, and, through the node daemon, every peer's L2 replicas of them,
         so that re-saving those steps never mixes old and new shards.
+
+        DTensors (FSDP2, tensor parallel) come back as DTensors on `device_mesh` (the DeviceMesh
+        they were saved on, or a mesh it is a named submesh of; a list of meshes is searched in
+        order), so that `set_state_dict(model, optimizer, ...)` takes the result as it is. They
+        restore only onto the world size and mesh that saved them: anything else raises
+        INFEASIBLE on every rank, naming both layouts (cube.dcp reshards; dtensor_state.py).
         """
         self.wait()
+        c = self.config
+        # Before the agreement and any pruning: on more ranks, the new ones find no shard and
+        # everyone would start fresh, dropping the steps the refusal keeps intact.
+        levels = [self.l1] + ([self.l3] if self.l3 is not None else [])
+        other_world = saved_world_mismatch(levels, c.job, c.world_size)
+        refuse_together(
+            None
+            if other_world is None
+            else CheckpointError("INFEASIBLE", other_world, {"rank": c.rank, "field": "world_size"}),
+            c.world_size,
+        )
         catalog = self._catalog()
         shard = self._agree(catalog)
         for err in catalog.rejected:
@@ -195,6 +218,8 @@ class Checkpointer:
         state = shard.state
         if map_location is not None:
             state = unflatten_state(shard.extra, {k: v.to(map_location) for k, v in shard.tensors.items()})
+        state, refusal = rebuild_dtensors(state, device_mesh, c.world_size)
+        refuse_together(refusal, c.world_size)
         if isinstance(state, dict):
             state["__cube__"] = {
                 "step": shard.step,

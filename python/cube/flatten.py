@@ -17,6 +17,12 @@ the daemon) parsed and re-serialized the JSON:
 | torch.dtype, torch.device     | `{"$dtype": "float32"}`, `{"$device": "cuda:0"}`             |
 | bytes                         | `{"$bytes": "<base64>"}`                                     |
 | tensor / numpy array          | `{"$tensor": "<shard name>"}` (+ `"numpy": true`, `"requires_grad": true`) |
+| DTensor (FSDP2, TP)           | `{"$dtensor": "<shard name>", "mesh": i, "placements": [...], "shape": [...], "stride": [...], "offset": [...]}` |
+
+A DTensor is stored as this rank's local shard (the tensor `<shard name>`) and its global layout;
+`mesh` indexes the record's `extra.meshes` (dtensor_state.py). A state holding DTensors is
+written as `cube.state/2` so that a client without DTensor support refuses it rather than
+returning the layout as a dict.
 
 Floats are tagged so that an int stays an int and a float a float (JavaScript has one number
 type and writes 1.0 as 1); the number itself round-trips exactly through any correct JSON
@@ -36,9 +42,12 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from .dtensor_state import dtensor_type, saved_dtensor, split_dtensor
 from .errors import CheckpointError
 
 STATE_FORMAT = "cube.state/1"
+# With DTensors (and `extra.meshes`); the tree encoding is otherwise the same.
+SHARDED_STATE_FORMAT = "cube.state/2"
 _MAX_SAFE_INT = 2**53 - 1
 # Keys JavaScript engines iterate before all other keys (canonical array indices).
 _INDEX_LIKE = re.compile(r"^(0|[1-9][0-9]*)$")
@@ -50,9 +59,13 @@ class FlatState:
 
     tensors: list[tuple[str, torch.Tensor]] = field(default_factory=list)
     tree: Any = None
+    # The device meshes of the state's DTensors (dtensor_state.describe_mesh), each once.
+    meshes: list[dict[str, Any]] = field(default_factory=list)
 
     def extra(self) -> dict[str, Any]:
         """The shard record's `extra` for this state."""
+        if self.meshes:
+            return {"format": SHARDED_STATE_FORMAT, "tree": self.tree, "meshes": self.meshes}
         return {"format": STATE_FORMAT, "tree": self.tree}
 
 
@@ -66,6 +79,21 @@ class _Flattener:
     def __init__(self) -> None:
         self.flat = FlatState()
         self.names: set[str] = set()
+        self.dtensor = dtensor_type()
+
+    def sharded(self, value: Any, name: str) -> dict[str, Any]:
+        local, layout, mesh = split_dtensor(value, name)
+        ref = self.tensor(local, name, numpy=False)
+        ref.pop("requires_grad", None)
+        try:
+            index = self.flat.meshes.index(mesh)
+        except ValueError:
+            index = len(self.flat.meshes)
+            self.flat.meshes.append(mesh)
+        out: dict[str, Any] = {"$dtensor": ref.pop("$tensor"), "mesh": index, **layout}
+        if value.requires_grad:
+            out["requires_grad"] = True
+        return out
 
     def tensor(self, t: torch.Tensor, name: str, numpy: bool) -> dict[str, Any]:
         if name in self.names or name == "__metadata__":
@@ -97,6 +125,8 @@ class _Flattener:
         if isinstance(value, torch.Tensor):
             if in_key:
                 raise CheckpointError("INVALID_VALUE", "a tensor cannot be a dict key", {"path": path})
+            if self.dtensor is not None and isinstance(value, self.dtensor):
+                return self.sharded(value, path)
             return self.tensor(value, path, numpy=False)
         if isinstance(value, np.ndarray):
             if in_key:
@@ -173,7 +203,7 @@ def _decode_float(v: Any) -> float:
     return float(v)
 
 
-def _decode(node: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
+def _decode(node: Any, tensors: Mapping[str, torch.Tensor], meshes: list[Any]) -> Any:
     if node is None or isinstance(node, (bool, str)):
         return node
     if isinstance(node, int):
@@ -182,7 +212,7 @@ def _decode(node: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
         # A JSON implementation wrote an integer-valued number as 1.0; the encoder never does.
         return int(node) if node.is_integer() else node
     if isinstance(node, list):
-        return [_decode(v, tensors) for v in node]
+        return [_decode(v, tensors, meshes) for v in node]
     if not isinstance(node, dict):
         raise CheckpointError("INVALID_FILE", f"unexpected JSON value {node!r} in the state tree")
     tag = next(iter(node), None)
@@ -198,12 +228,20 @@ def _decode(node: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
         if node.get("requires_grad"):
             t.requires_grad_(True)
         return t
+    if tag == "$dtensor" and meshes:
+        name = node["$dtensor"]
+        if not isinstance(name, str) or name not in tensors:
+            raise CheckpointError(
+                "INVALID_FILE", f"the state refers to tensor {name!r} the shard lacks", {"path": str(name)}
+            )
+        # A placeholder until load_latest knows the mesh (dtensor_state.rebuild_dtensors).
+        return saved_dtensor(node, tensors[name], meshes)
     if tag == "$float":
         return _decode_float(node["$float"])
     if tag == "$int":
         return int(node["$int"])
     if tag == "$tuple":
-        return tuple(_decode(v, tensors) for v in node["$tuple"])
+        return tuple(_decode(v, tensors, meshes) for v in node["$tuple"])
     if tag == "$size":
         return torch.Size(int(d) for d in node["$size"])
     if tag == "$dtype":
@@ -213,21 +251,31 @@ def _decode(node: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
     if tag == "$bytes":
         return base64.b64decode(node["$bytes"])
     if tag == "$dict":
-        return {_decode(k, tensors): _decode(v, tensors) for k, v in node["$dict"]}
+        return {_decode(k, tensors, meshes): _decode(v, tensors, meshes) for k, v in node["$dict"]}
     if tag == "$odict":
         od: OrderedDict[Any, Any] = OrderedDict(
-            (_decode(k, tensors), _decode(v, tensors)) for k, v in node["$odict"]
+            (_decode(k, tensors, meshes), _decode(v, tensors, meshes)) for k, v in node["$odict"]
         )
         if "meta" in node:
-            od._metadata = _decode(node["meta"], tensors)  # type: ignore[attr-defined]
+            od._metadata = _decode(node["meta"], tensors, meshes)  # type: ignore[attr-defined]
         return od
-    return {k: _decode(v, tensors) for k, v in node.items()}
+    return {k: _decode(v, tensors, meshes) for k, v in node.items()}
 
 
 def unflatten_state(extra: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> Any:
-    """Rebuilds the state from a record's `extra` and the shard's tensors by name."""
-    if extra.get("format") != STATE_FORMAT or "tree" not in extra:
+    """Rebuilds the state from a record's `extra` and the shard's tensors by name.
+
+    A DTensor leaf comes back as a `dtensor_state.SavedDTensor` (its local shard and layout):
+    only the caller knows the mesh to rebuild it on (`Checkpointer.load_latest(device_mesh=)`).
+    """
+    fmt = extra.get("format")
+    if fmt not in (STATE_FORMAT, SHARDED_STATE_FORMAT) or "tree" not in extra:
         raise CheckpointError(
             "INVALID_FILE", f"the record's extra is not a {STATE_FORMAT} state", {"field": "extra.format"}
         )
-    return _decode(extra["tree"], tensors)
+    meshes = extra.get("meshes") if fmt == SHARDED_STATE_FORMAT else []
+    if not isinstance(meshes, list) or (fmt == SHARDED_STATE_FORMAT and not meshes):
+        raise CheckpointError(
+            "INVALID_FILE", f"a {SHARDED_STATE_FORMAT} state without its meshes", {"field": "extra.meshes"}
+        )
+    return _decode(extra["tree"], tensors, meshes)

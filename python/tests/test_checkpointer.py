@@ -391,6 +391,22 @@ class SlotSafetyTest(LevelsTestCase):
         back = self.ckpt(rank=1, world_size=2, local_ranks=[0, 1], l3_dir=None).load_latest(prune_newer=False)
         self.assertEqual(back["__cube__"]["step"], 2)
 
+    def test_a_restore_on_another_world_size_is_refused_and_keeps_the_checkpoint(self) -> None:
+        # Before: the ranks without a shard of their own made every rank start fresh, and
+        # prune_newer then deleted the steps saved by the old world size at L1 and L3.
+        c = self.ckpt()
+        for step in (1, 2):
+            c.save(step, {"x": torch.tensor([float(step)])})
+        c.wait()
+        with self.assertRaises(cube.CheckpointError) as caught:
+            self.ckpt(world_size=2, local_ranks=[0]).load_latest()
+        self.assertEqual(caught.exception.code, "INFEASIBLE")
+        self.assertIn("saved by 1 ranks; this run has 2", str(caught.exception))
+        self.assertIn("cube.dcp", str(caught.exception))
+        self.assertTrue(manifest(self.l1, 2).exists())
+        back = self.ckpt().load_latest()
+        self.assertEqual((back["__cube__"]["step"], back["x"].item()), (2, 2.0))
+
     def test_a_torn_save_leaves_the_previous_complete_step(self) -> None:
         script = textwrap.dedent(
             f"""
