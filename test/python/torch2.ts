@@ -1,16 +1,12 @@
 // The interpreter for the tests that need torch >= 2.4 (FSDP2, DTensor, torch.distributed.checkpoint):
-// CUBE_PYTHON, or a reason to skip them.
+// the project's (CUBE_PYTHON, else .venv/bin/python, which setup builds with torch 2.15), or a
+// reason to skip them when CUBE_PYTHON names an older torch.
 import { spawnSync } from 'node:child_process';
+import { pythonInterpreter } from '../../src/core/index.ts';
 
-/** CUBE_PYTHON when it imports torch >= 2.4; otherwise `python` is undefined and `skip` says why. */
+/** The project's interpreter when it imports torch >= 2.4; otherwise `python` is undefined and `skip` says why. */
 export function torch2Python(): { python: string | undefined; skip: string | false } {
-  const python = process.env.CUBE_PYTHON;
-  if (python === undefined || python === '') {
-    return {
-      python: undefined,
-      skip: 'CUBE_PYTHON is unset: name an interpreter with torch >= 2.4 (FSDP2, DTensor, DCP)',
-    };
-  }
+  const python = pythonInterpreter();
   const r = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], {
     encoding: 'utf8',
     timeout: 120_000,
@@ -18,7 +14,7 @@ export function torch2Python(): { python: string | undefined; skip: string | fal
   if (r.status !== 0) {
     return {
       python: undefined,
-      skip: `CUBE_PYTHON=${python} cannot import torch: ${(r.stderr ?? '').slice(-300)}`,
+      skip: `${python} cannot import torch: ${(r.stderr ?? '').slice(-300)}`,
     };
   }
   const version = r.stdout.trim();
@@ -26,7 +22,7 @@ export function torch2Python(): { python: string | undefined; skip: string | fal
   if (major < 2 || (major === 2 && minor < 4)) {
     return {
       python: undefined,
-      skip: `CUBE_PYTHON=${python} has torch ${version}; these tests need torch >= 2.4`,
+      skip: `${python} has torch ${version}; these tests need torch >= 2.4`,
     };
   }
   return { python, skip: false };

@@ -201,12 +201,34 @@ class Campaign {
     return (await this.call<{ nodes: Node[] }>('GET', '/nodes')).nodes;
   }
 
+  /**
+   * A rank's log as its node wrote it (`nodes/<node>/logs/<job>/<attempt>/rank-R.log`), else
+   * the control plane's copy. The node's copy first: the server's only grows while agents can
+   * forward to it, so after a control-plane kill it would time the forwarding, not training.
+   */
   rankLog(jobId: string, attempt: number, rank: number): string {
+    const copies: string[] = [];
+    let nodes: string[];
     try {
-      return readFileSync(rankLogPath(join(this.dir, 'server'), jobId, attempt, rank), 'utf8');
+      nodes = readdirSync(join(this.dir, 'nodes'));
     } catch {
-      return '';
+      nodes = [];
     }
+    for (const node of nodes)
+      copies.push(
+        join(this.dir, 'nodes', node, 'logs', jobId, String(attempt), `rank-${rank}.log`),
+      );
+    copies.push(rankLogPath(join(this.dir, 'server'), jobId, attempt, rank));
+    let longest = '';
+    for (const path of copies) {
+      try {
+        const text = readFileSync(path, 'utf8');
+        if (text.length > longest.length) longest = text;
+      } catch {
+        // not on this node
+      }
+    }
+    return longest;
   }
 
   /** The newest step rank 0 logged in this attempt, or -1. */
