@@ -11,6 +11,7 @@ export default tseslint.config(
       'web/dist/**',
       'test-artifacts/**',
       '.venv-tools/**',
+      '.venv/**',
       '.dependency-cruiser.cjs',
     ],
   },

@@ -6,16 +6,20 @@
 //   2. slowdown.py     step-time slowdown while the daemons replicate (L2) and persist (L3)
 //   3. throughput.ts   L3 persistStep vs dd; L2 replication vs a raw TCP stream
 //   4. restore_time.py load_latest() from L1, L2 and L3, and its checksum share
+//   5. peers.py        Cube against dcp.save, dcp.async_save, DLRover and torch.save on one FSDP2
+//                      state: stall, time to durable, step slowdown
 // and prints every bench's table as it goes, then all rows together. See bench/ckpt/README.md.
 // Before each bench it syncs and waits (up to a minute) for the disk to go quiet.
 //
-// Flags: --sizes 256M,1G,4G  --ranks 1,2  --parts stall,slowdown,throughput,restore
+// Flags: --sizes 256M,1G,4G  --ranks 1,2  --parts stall,slowdown,throughput,restore,peers
 //        --repeats N (override every bench's default)  --bandwidth-mbps 100 (the replication
 //        cap of the capped slowdown variant)  --capped-max-size 1G / --nice-max-size 512M (the
 //        largest total state, size x ranks, that also runs the capped / the nice variant)
 //        --slowdown-variants plain,default,cap,nice (all sizes)  --big-throughput (also run the
 //        throughput bench for more than 4 GiB of state in all)  --shm /dev/shm  --disk /tmp
 //        --json FILE (all rows as JSON lines)  --markdown FILE (all rows as a Markdown table)
+//        --peers-python PATH (the interpreter of the peers part, e.g. a venv that also has
+//        dlrover[torch] for its row; default the project's)  --peers a,b (which peers)
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
@@ -37,7 +41,7 @@ import {
 } from './common.ts';
 import { waitForQuietDisk } from './quiet-disk.ts';
 
-const parts = ['stall', 'slowdown', 'throughput', 'restore'] as const;
+const parts = ['stall', 'slowdown', 'throughput', 'restore', 'peers'] as const;
 type Part = (typeof parts)[number];
 
 function machine(shm: string, disk: string): string {
@@ -150,8 +154,12 @@ async function main(): Promise<void> {
       disk: { type: 'string', default: tmpdir() },
       json: { type: 'string' },
       markdown: { type: 'string' },
+      'peers-python': { type: 'string' },
+      peers: { type: 'string' },
     },
   });
+  // The peers part may need another interpreter: one that also has dlrover (a venv of its own).
+  const peersPython = values['peers-python'] ?? python;
   const sizes = values.sizes.split(',').map(parseSize);
   const rankCounts = values.ranks.split(',').map(Number);
   const chosen = values.parts.split(',').map((p) => p.trim());
@@ -229,6 +237,16 @@ async function main(): Promise<void> {
               break;
             case 'restore':
               command = [python, 'bench/ckpt/restore_time.py', ...size, ...repeats, ...common];
+              break;
+            case 'peers':
+              command = [
+                peersPython,
+                'bench/ckpt/peers.py',
+                ...size,
+                ...repeats,
+                ...(values.peers === undefined ? [] : ['--peers', values.peers]),
+                ...common,
+              ];
               break;
             default:
               throw new Error(part satisfies never);
