@@ -208,15 +208,17 @@ test('a restore older than a checkpoint committed at L2 before the fault is a lo
   ]);
 });
 
-test('a control-plane restart that faults the job is a violation; training on in place is measured from the rank log', () => {
+test('a control-plane restart that faults the job is a violation; one that does not is no recovery (training goes on)', () => {
   nextId = 100;
   const quiet = measureFault(
     injection({ kind: 'control-plane-kill', trainingAgainAtMs: t0 + 4000 }),
     [],
     names,
   );
-  assert.equal(quiet.recoverySeconds, 4);
-  assert.equal(quiet.recoveryFrom, 'rank-log');
+  // The harness first looks once the server is back: that time is the server's restart, not a
+  // stall of training, which the fault's note measures from rank 0's own log instead.
+  assert.equal(quiet.recoverySeconds, null);
+  assert.equal(quiet.recoveryFrom, null);
   assert.deepEqual(quiet.violations, []);
   const faulted = measureFault(
     injection({ kind: 'control-plane-kill' }),

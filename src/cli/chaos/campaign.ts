@@ -396,10 +396,20 @@ async function inject(
       await c.call('POST', `/nodes/${victimNodeId}/faults`, { kind: 'kill-node' });
       return { corrupted: null, inPlaceDoneMs: null, note: null };
     case 'control-plane-kill': {
+      // Training must not wait for the control plane: rank 0's own log (its node's copy)
+      // says how far it got while the server was down and starting again.
+      const killedAtMs = Date.now();
+      const stepAtKill = c.lastStep(c.jobId, victim.attempt);
       await c.server.kill();
       await sleep(1500, c.o.signal);
       await c.server.start();
-      return { corrupted: null, inPlaceDoneMs: Date.now(), note: 'SIGKILL, restarted after 1.5 s' };
+      const downS = (Date.now() - killedAtMs) / 1000;
+      const stepAtBack = c.lastStep(c.jobId, victim.attempt);
+      return {
+        corrupted: null,
+        inPlaceDoneMs: Date.now(),
+        note: `SIGKILL, restarted after 1.5 s; down ${downS.toFixed(1)} s, during which rank 0 trained steps ${stepAtKill} to ${stepAtBack}`,
+      };
     }
     case 'hang':
       for (const p of procs) signal(p.pid, 'SIGSTOP');

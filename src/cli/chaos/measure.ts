@@ -135,8 +135,13 @@ export function measureFault(
   if (resumed !== undefined) {
     recoverySeconds = (atMs(resumed) - injection.injectedAtMs) / 1000;
     recoveryFrom = 'event-log';
-  } else if (injection.trainingAgainAtMs !== null && injection.kind !== 'straggler') {
-    // A throttled rank never stops: its window is no recovery, and is not counted as one.
+  } else if (
+    injection.trainingAgainAtMs !== null &&
+    injection.kind !== 'straggler' &&
+    injection.kind !== 'control-plane-kill'
+  ) {
+    // A throttled rank never stops, and training goes on while the control plane restarts
+    // (its note says how far): neither window is a recovery, nor counted as one.
     recoverySeconds = (injection.trainingAgainAtMs - injection.injectedAtMs) / 1000;
     recoveryFrom = 'rank-log';
   }

@@ -209,6 +209,9 @@ export function formatReport(r: ChaosReport): string {
     `- stragglers: ${r.stragglers.detected}/${r.stragglers.injected} throttled ranks reported`,
     `- replay vs fault-free reference: ${replay}; across attempts: ${r.replay.crossAttemptDifference === null ? `identical (${r.replay.crossAttemptSteps} steps run more than once)` : `DIFFER at step ${r.replay.crossAttemptDifference.step}`}`,
     `- checkpoints lost: ${r.checkpoints.lost.length} (${r.checkpoints.l3Checked} retained L3 checkpoints verified)`,
+    ...r.faults
+      .filter((f) => f.kind === 'control-plane-kill' && f.note !== null)
+      .map((f) => `- control plane, fault ${f.index}: ${f.note}`),
     r.violations.length === 0
       ? '- invariants: all held'
       : `- invariants BROKEN:\n${r.violations.map((v) => `  - ${v}`).join('\n')}`,
