@@ -166,6 +166,7 @@ export class ControlPlane {
       host: options.host ?? '127.0.0.1',
       port: options.port ?? 0,
     });
+    orchestrator.serving();
     const timer = setInterval(() => {
       orchestrator.tick().catch((error: unknown) => {
         process.stderr.write(

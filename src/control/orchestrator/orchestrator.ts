@@ -198,7 +198,7 @@ export class Orchestrator {
   readonly #jobs = new Map<string, JobRuntime>();
   /** Last sign of life per node, in memory: heartbeats are not state changes worth a write. */
   readonly #lastSeen = new Map<string, number>();
-  readonly #startedMs: number;
+  #startedMs: number;
   /**
    * Non-zero rank exits waiting to be judged (see `exitSettleMs`), by job and attempt: an
    * older attempt's exits, still settling when a newer attempt launches, never fault it.
@@ -238,6 +238,16 @@ export class Orchestrator {
   constructor(options: OrchestratorOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    this.#startedMs = this.#now();
+  }
+
+  /**
+   * Called once the server listens: every node's grace after a control-plane (re)start counts
+   * from when agents can reach it, not from when this object was built. Building the app and
+   * binding the port can take seconds on a loaded machine, and counted from construction that
+   * time was taken off the grace, so every node was declared down at the first tick.
+   */
+  serving(): void {
     this.#startedMs = this.#now();
   }
 

@@ -181,3 +181,20 @@ test('a control-plane restart during a recovery finishes it once: the spare take
   assert.equal(h.node('spare-0').launches(job.id).length, 1);
   assert.notEqual((await h.stored('node-1')).state, 'ready');
 });
+
+test('a control plane that takes long to start listening gives every node a full heartbeat timeout from when it listens', async () => {
+  h = await Harness.start({ workers: 2, spares: 1 });
+  const job = await h.startJob();
+  await h.progress(job.id, 6);
+  // Killed and started again; building the app and binding the port take 8 s under load (a
+  // chaos campaign saw this): no heartbeat can arrive before the server listens.
+  h.restartOrchestrator();
+  h.clockMs += 8000;
+  h.orchestrator.serving();
+  // The first tick comes before the agents' next retries land; it must not count the 8 s.
+  await h.orchestrator.tick();
+  await h.run(3000);
+  assert.deepEqual(await h.events({ kinds: ['node-down'] }), []);
+  assert.deepEqual(await h.faults(job.id), []);
+  assert.equal((await h.job(job.id)).attempt, 0);
+});
