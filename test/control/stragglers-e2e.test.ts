@@ -16,41 +16,12 @@ import {
 } from '../../src/control/model/index.ts';
 import { python, repoRoot } from '../python/launcher.ts';
 import { startTestCluster, until, type TestCluster } from '../support/test-cluster.ts';
-import { rankPids } from '../support/rank-processes.ts';
+import { dutyCycle, rankPids } from '../support/rank-processes.ts';
 
 let cluster: TestCluster | undefined;
 let cp: ControlPlane;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Stops `pid` for `stoppedMs` of every `periodMs` until the returned function is called; that
- * function ends the cycle and leaves the process running.
- */
-function dutyCycle(pid: number, stoppedMs: number, periodMs: number): () => Promise<void> {
-  let running = true;
-  const loop = (async () => {
-    try {
-      while (running) {
-        process.kill(pid, 'SIGSTOP');
-        await sleep(stoppedMs);
-        process.kill(pid, 'SIGCONT');
-        await sleep(periodMs - stoppedMs);
-      }
-    } catch {
-      // the process is gone
-    }
-  })();
-  return async () => {
-    running = false;
-    await loop;
-    try {
-      process.kill(pid, 'SIGCONT');
-    } catch {
-      // gone
-    }
-  };
-}
 
 before(async () => {
   cluster = await startTestCluster('stragglers', { nodes: 3, devicesPerNode: 1, spares: 0 });

@@ -19,7 +19,7 @@ import {
   tinyModelArgs,
 } from '../python/launcher.ts';
 import { startTestCluster, until, type TestCluster } from '../support/test-cluster.ts';
-import { rankPids } from '../support/rank-processes.ts';
+import { dutyCycle, rankPids } from '../support/rank-processes.ts';
 
 const STEPS = 100;
 const TRAIN = ['examples/gpt/train.py', '--steps', String(STEPS), ...tinyModelArgs, '--seed', '5'];
@@ -28,34 +28,6 @@ const VICTIM_RANK = 1;
 let cluster: TestCluster | undefined;
 let cp: ControlPlane;
 let dataDir: string;
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Stops `pid` for `stoppedMs` of every `periodMs` until the returned function is called. */
-function dutyCycle(pid: number, stoppedMs: number, periodMs: number): () => Promise<void> {
-  let running = true;
-  const loop = (async () => {
-    try {
-      while (running) {
-        process.kill(pid, 'SIGSTOP');
-        await sleep(stoppedMs);
-        process.kill(pid, 'SIGCONT');
-        await sleep(periodMs - stoppedMs);
-      }
-    } catch {
-      // the process is gone (its gang was relaunched)
-    }
-  })();
-  return async () => {
-    running = false;
-    await loop;
-    try {
-      process.kill(pid, 'SIGCONT');
-    } catch {
-      // gone
-    }
-  };
-}
 
 before(async () => {
   cluster = await startTestCluster('straggler-replace', { nodes: 3, devicesPerNode: 1, spares: 1 });

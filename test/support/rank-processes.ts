@@ -33,3 +33,34 @@ export function rankPids(node: string, job: string): number[] {
   }
   return pids;
 }
+
+const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Stops `pid` for `stoppedMs` of every `periodMs` (a throttled rank, for real) until the
+ * returned function is called; that function ends the cycle and leaves the process running.
+ */
+export function dutyCycle(pid: number, stoppedMs: number, periodMs: number): () => Promise<void> {
+  let running = true;
+  const loop = (async () => {
+    try {
+      while (running) {
+        process.kill(pid, 'SIGSTOP');
+        await pause(stoppedMs);
+        process.kill(pid, 'SIGCONT');
+        await pause(periodMs - stoppedMs);
+      }
+    } catch {
+      // the process is gone (its gang was relaunched)
+    }
+  })();
+  return async () => {
+    running = false;
+    await loop;
+    try {
+      process.kill(pid, 'SIGCONT');
+    } catch {
+      // gone
+    }
+  };
+}
