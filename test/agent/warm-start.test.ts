@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { request } from 'node:http';
 import { FakeControlPlane, waitFor } from './fake-control-plane.ts';
 import { alive, defer, launchCommand, python, startAgent, tempDirs } from './helpers.ts';
 
@@ -149,4 +150,67 @@ test('a job with CUBE_WARM_START=0 gets no warm interpreter', async (t) => {
   });
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal(waitingWarm('j-cold'), undefined);
+});
+
+/** POSTs `body` to the agent's Unix socket and returns the status and the parsed answer. */
+function postToAgentSocket(
+  socketPath: string,
+  path: string,
+  body: unknown,
+): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const payload = JSON.stringify(body);
+    const req = request(
+      {
+        socketPath,
+        path,
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(payload),
+        },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as unknown }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+test('a warm request with a token the agent never issued is told to exit, and learns nothing of any launch', async (t) => {
+  const cp = await FakeControlPlane.start();
+  defer(t, () => cp.close());
+  const dirs = tempDirs(t);
+  const agent = await startAgent(t, cp, dirs);
+  const script = join(dirs.dataDir, 'recorder.py');
+  writeFileSync(script, recorder);
+  const out = join(dirs.dataDir, 'out');
+  mkdirSync(out);
+  // A job whose next attempt waits warm: its launch (argv, environment with the peer keys) is
+  // what a guessed token must not reveal.
+  cp.queue(
+    agent.nodeId ?? '',
+    launchCommand('j-guess', [python, script], {
+      ranks: 1,
+      env: { OUT_DIR: out, SECRET_LIKE: 'not-for-strangers' },
+      l3Path: dirs.l3,
+    }),
+  );
+  await waitFor('a warm interpreter', () => waitingWarm('j-guess'), { timeoutMs: 60_000 });
+  const socketPath = join(dirs.dataDir, 'agent.sock');
+  const guessed = await postToAgentSocket(socketPath, '/v1/warm', { token: 'ab'.repeat(16) });
+  assert.equal(guessed.status, 200);
+  assert.deepEqual(guessed.body, { exit: true });
+  const malformed = await postToAgentSocket(socketPath, '/v1/warm', { token: '../../x' });
+  assert.equal(malformed.status, 400);
+  assert.ok(!JSON.stringify(malformed.body).includes('not-for-strangers'));
+  // The real warm interpreter is still there, waiting for its launch.
+  assert.ok(waitingWarm('j-guess') !== undefined);
 });
