@@ -20,6 +20,10 @@
 //        --json FILE (all rows as JSON lines)  --markdown FILE (all rows as a Markdown table)
 //        --peers-python PATH (the interpreter of the peers part, e.g. a venv that also has
 //        dlrover[torch] for its row; default the project's)  --peers a,b (which peers)
+//        --check FILE (run nothing: judge the rows of a --json file, e.g. stall_cuda.py's, against
+//        their physical floors)
+// A row whose figure beats its physical floor (floor.ts: e.g. a save that blocks for less than a
+// memcpy of its bytes measured in the same run) is FLOOR: the run prints why and exits 1.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
@@ -39,6 +43,7 @@ import {
   writeRows,
   type Row,
 } from './common.ts';
+import { applyFloor } from './floor.ts';
 import { waitForQuietDisk } from './quiet-disk.ts';
 
 const parts = ['stall', 'slowdown', 'throughput', 'restore', 'peers'] as const;
@@ -127,7 +132,9 @@ function markdownTable(rows: readonly Row[]): string {
           r.baseline,
           r.ratio === null || Number.isNaN(r.ratio) ? '-' : `${r.ratio.toFixed(2)}x`,
           r.target.replace('<=', '≤').replace('>=', '≥'),
-          r.result === 'PASS' || r.result === 'MISS' ? `**${r.result}**` : r.result,
+          r.result === 'PASS' || r.result === 'MISS' || r.result === 'FLOOR'
+            ? `**${r.result}**`
+            : r.result,
           r.note,
         ]
           .map(esc)
@@ -136,6 +143,17 @@ function markdownTable(rows: readonly Row[]): string {
       .map((l) => `| ${l} |`),
   ];
   return `${lines.join('\n')}\n`;
+}
+
+/** Names every row that beats its physical floor, and fails the run when there is one. */
+function reportFloors(rows: readonly Row[]): void {
+  const broken = rows.filter((r) => r.result === 'FLOOR');
+  if (broken.length === 0) return;
+  process.stdout.write(
+    `\n${broken.length} row(s) beat their physical floor; their figures are not results:\n` +
+      broken.map((r) => `  ${r.bench} ${r.config} "${r.metric}": ${r.note}\n`).join(''),
+  );
+  process.exitCode = 1;
 }
 
 async function main(): Promise<void> {
@@ -156,8 +174,15 @@ async function main(): Promise<void> {
       markdown: { type: 'string' },
       'peers-python': { type: 'string' },
       peers: { type: 'string' },
+      check: { type: 'string' },
     },
   });
+  if (values.check !== undefined) {
+    const rows = readRows(values.check).map(applyFloor);
+    printTable(rows, `Rows of ${values.check}`);
+    reportFloors(rows);
+    return;
+  }
   // The peers part may need another interpreter: one that also has dlrover (a venv of its own).
   const peersPython = values['peers-python'] ?? python;
   const sizes = values.sizes.split(',').map(parseSize);
@@ -282,16 +307,17 @@ async function main(): Promise<void> {
               rowsFile,
             );
         }
-    const rows: Row[] = readRows(rowsFile);
+    const rows: Row[] = readRows(rowsFile).map(applyFloor);
     const order = (r: Row): number => (parts as readonly string[]).indexOf(r.bench);
     rows.sort((a, b) => order(a) - order(b));
     printTable(rows, 'All results');
     const count = (result: string): number => rows.filter((r) => r.result === result).length;
     process.stdout.write(
-      `\n${count('PASS')} PASS, ${count('MISS')} MISS, ${count('SKIP')} SKIP, ${count('ERROR')} ERROR; ` +
+      `\n${count('PASS')} PASS, ${count('MISS')} MISS, ${count('FLOOR')} FLOOR, ${count('SKIP')} SKIP, ${count('ERROR')} ERROR; ` +
         `${((performance.now() - started) / 60000).toFixed(1)} min\n`,
     );
     if (values.markdown !== undefined) writeFileSync(values.markdown, markdownTable(rows));
+    reportFloors(rows);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -95,12 +95,17 @@ def run_size(nbytes: int, repeats: int, torch_repeats: int, shm: str, disk: str)
             ck.wait()
         raw_copy()  # warm-up
         for i in range(repeats):
-            raws.append(raw_copy())
+            # A B, then B A: neither always takes the place right after the other's background
+            # work (or the warm-up), and the medians of each are compared.
+            if i % 2 == 0:
+                raws.append(raw_copy())
             torch.cuda.synchronize(device)
             t0 = time.perf_counter()
             ck.save(3 + i, state)
             saves.append(time.perf_counter() - t0)
             ck.wait()
+            if i % 2 == 1:
+                raws.append(raw_copy())
         errors = ck.errors()
     finally:
         ck.close()

@@ -8,6 +8,8 @@
 //     end through the API (submit -> every rank placed) against a 1-device job.
 //  3. Local recovery (kill -> training resumed) from the event log of `cube demo`, by part,
 //     against the target (detection timeout + 10 s) and a cold start of the same job.
+// A figure that beats a baseline doing strictly less of the same work (heartbeat p50 against the
+// bare route, a 1,024-device submit against a 1-device one) by more than noise fails the run.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -516,6 +518,29 @@ if (!skip.has('recovery')) {
 }
 result.loadAverageAfter = loadavg().map((x) => Number(x.toFixed(2)));
 
+// Physical floors: where the baseline does strictly less of the same work on the same stack, a
+// Cube figure below 0.8x of it (medians' noise allowed for) is a broken measurement, and the run
+// fails naming it. The other ratios have no such floor: placeJob against first-fit (a smarter
+// placement may well touch fewer devices than a naive scan) and a recovery against a cold start
+// (a restart reuses what a cold start builds).
+const floorTolerance = 0.8;
+const floorsBroken: string[] = [];
+for (const h of (result.heartbeats ?? []) as {
+  cube: HeartbeatFigures;
+  baseline: HeartbeatFigures | undefined;
+}[]) {
+  if (h.baseline !== undefined && h.cube.p50Ms < floorTolerance * h.baseline.p50Ms)
+    floorsBroken.push(
+      `heartbeats, ${h.cube.agents} agents: cube p50 ${h.cube.p50Ms.toFixed(2)} ms is below ${floorTolerance}x the bare route's ${h.baseline.p50Ms.toFixed(2)} ms, which does less on the same HTTP stack`,
+    );
+}
+const sched = result.scheduling as { endToEndMs: number; endToEndOneDeviceMs: number } | undefined;
+if (sched !== undefined && sched.endToEndMs < floorTolerance * sched.endToEndOneDeviceMs)
+  floorsBroken.push(
+    `submit -> placed: the 1,024-device job's ${sched.endToEndMs.toFixed(1)} ms is below ${floorTolerance}x the 1-device job's ${sched.endToEndOneDeviceMs.toFixed(1)} ms, which goes through the same API, store and scheduler with fewer ranks`,
+  );
+result.floorsBroken = floorsBroken;
+
 if (json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 else {
   const out: string[] = [];
@@ -566,6 +591,7 @@ else {
       `  after detection   ${fmt(r.recovery.downtimeSeconds - r.recovery.detectionSeconds)} s   vs a cold start of the same job ${r.coldStartSeconds === null ? '-' : fmt(r.coldStartSeconds)} s (ratio ${r.coldStartSeconds === null ? '-' : fmt((r.recovery.downtimeSeconds - r.recovery.detectionSeconds) / r.coldStartSeconds)})`,
     );
   }
+  for (const f of floorsBroken) out.push('', `FLOOR: ${f}`);
   process.stdout.write(`${out.join('\n')}\n`);
 }
-process.exit(0);
+process.exit(floorsBroken.length === 0 ? 0 : 1);
