@@ -1,5 +1,16 @@
-import { CubeError, errorCodes, type CubeErrorCode } from '../core/index.ts';
+import { CubeError, errorCodes } from '../core/index.ts';
+import type { ErrorBody } from '../control/server/api-schemas.ts';
 import type { Credentials } from './credentials.ts';
+
+// The API's answers, typed from the Zod schemas the control plane serializes them with (the
+// same ones its OpenAPI document is made of): commands name these, not shapes of their own.
+export type { ErrorBody } from '../control/server/api-schemas.ts';
+export type { EventList, JobDetail, JobList, ProgressList } from '../control/server/job-routes.ts';
+export type { NodeList } from '../control/server/node-routes.ts';
+export type { StreamTicket } from '../control/server/event-routes.ts';
+export type { CreatedToken, TokenInfo, TokenList } from '../control/server/token-routes.ts';
+export type { PlanOptions, PlanResult } from '../control/server/plan-routes.ts';
+export type { SimulationReport } from '../control/server/sim-routes.ts';
 
 /** A small client of the control plane's REST API for the CLI commands. */
 export class ApiClient {
@@ -19,7 +30,7 @@ export class ApiClient {
     path: string,
     options: { body?: unknown; contentType?: string; signal?: AbortSignal } = {},
   ): Promise<T> {
-    const { text } = await this.#send(method, path, options);
+    const text = (await this.#send(method, path, options)).bytes.toString('utf8');
     return (text === '' ? null : JSON.parse(text)) as T;
   }
 
@@ -29,6 +40,19 @@ export class ApiClient {
     path: string,
     options: { signal?: AbortSignal } = {},
   ): Promise<{ text: string; headers: Headers }> {
+    const { bytes, headers } = await this.#send(method, path, options);
+    return { text: bytes.toString('utf8'), headers };
+  }
+
+  /**
+   * A request whose answer is bytes (a range of a rank log that may start or end inside a
+   * UTF-8 character), with the response headers.
+   */
+  async requestBytes(
+    method: string,
+    path: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<{ bytes: Buffer; headers: Headers }> {
     return this.#send(method, path, options);
   }
 
@@ -36,7 +60,7 @@ export class ApiClient {
     method: string,
     path: string,
     options: { body?: unknown; contentType?: string; signal?: AbortSignal },
-  ): Promise<{ text: string; headers: Headers }> {
+  ): Promise<{ bytes: Buffer; headers: Headers }> {
     const url = `${this.#credentials.server}/api/v1${path}`;
     let response: Response;
     try {
@@ -65,20 +89,18 @@ export class ApiClient {
         },
       );
     }
-    const text = await response.text();
+    const bytes = Buffer.from(await response.arrayBuffer());
     if (!response.ok) {
+      const text = bytes.toString('utf8');
       let json: unknown = null;
       try {
         json = text === '' ? null : JSON.parse(text);
       } catch {
         // not a Cube error body (a proxy's page, say): the status says enough
       }
-      const error = (json as { error?: { code?: string; message?: string; where?: object } } | null)
-        ?.error;
-      const code =
-        error?.code !== undefined && error.code in errorCodes
-          ? (error.code as CubeErrorCode)
-          : 'INTERNAL';
+      // Not every failure is the API's (a proxy's page): each part is checked as it is read.
+      const error = (json as Partial<ErrorBody> | null)?.error;
+      const code = error?.code !== undefined && error.code in errorCodes ? error.code : 'INTERNAL';
       if (response.status === 401)
         throw new CubeError(
           'BAD_FLAG',
@@ -96,6 +118,6 @@ export class ApiClient {
         },
       );
     }
-    return { text, headers: response.headers };
+    return { bytes, headers: response.headers };
   }
 }

@@ -1,8 +1,9 @@
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { CubeError } from '../core/index.ts';
+import { writeSecretFileSync } from '../control/private-files.ts';
 
 const credentialsSchema = z.strictObject({ server: z.url(), token: z.string().min(1) });
 export type Credentials = z.infer<typeof credentialsSchema>;
@@ -18,8 +19,8 @@ export function credentialsPath(): string {
 export function saveCredentials(credentials: Credentials): string {
   const path = credentialsPath();
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeFileSync(path, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
-  chmodSync(path, 0o600);
+  // Atomic and 0600 from the start: the token is a secret, and a torn file would lose it.
+  writeSecretFileSync(path, `${JSON.stringify(credentials, null, 2)}\n`);
   return path;
 }
 

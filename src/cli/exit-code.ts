@@ -4,6 +4,9 @@ import { CubeError, describeWhere } from '../core/index.ts';
 export const exitCodes = { success: 0, failure: 1, badInput: 2 } as const;
 
 export function exitCodeFor(error: unknown): number {
+  // A job's own exit code, passed through by `cube submit --wait` (src/cli/job-ref.ts).
+  if (error instanceof CubeError && 'exitCode' in error && typeof error.exitCode === 'number')
+    return error.exitCode;
   if (error instanceof CubeError) return error.isBadInput ? exitCodes.badInput : exitCodes.failure;
   return exitCodes.failure;
 }

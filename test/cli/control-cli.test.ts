@@ -271,7 +271,7 @@ test('cube submit --wait shows plain status lines on a non-TTY and ends with the
   assert.ok(!r.err.includes('\r') && !r.err.includes('\u001b['), 'no terminal control codes');
 });
 
-test('cube submit --wait --json prints only the final job, and exits 1 when it failed', async () => {
+test("cube submit --wait --json prints only the final job, and exits with the failed rank's code", async () => {
   const waiting = cube('submit', specFile('wait-fail'), '--wait', '--json');
   const id = await until('the job', async () => {
     const j = (await cp.store.listJobs()).find((x) => x.spec.name === 'wait-fail');
@@ -279,7 +279,7 @@ test('cube submit --wait --json prints only the final job, and exits 1 when it f
   });
   await runRank(id, 3);
   const r = await waiting;
-  assert.equal(r.code, 1);
+  assert.equal(r.code, 3);
   const job = JSON.parse(r.out) as { id: string; state: string; reason: string };
   assert.equal(job.state, 'failed');
   assert.match(job.reason, /exited with code 3/);

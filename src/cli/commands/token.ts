@@ -2,7 +2,14 @@ import type { Command } from 'commander';
 import { CubeError } from '../../core/index.ts';
 import { ApiClient } from '../api-client.ts';
 import { resolveCredentials } from '../credentials.ts';
-import { printJson, renderTable, type CliOutput } from '../output.ts';
+import {
+  outputFormatOf,
+  printUnlessEmpty,
+  renderListing,
+  withOutputFlags,
+  type OutputFlags,
+} from '../output-format.ts';
+import { printJson, type CliOutput } from '../output.ts';
 
 interface TokenInfo {
   readonly id: string;
@@ -66,20 +73,28 @@ export function registerTokenCommands(program: Command, output: CliOutput): void
         );
     });
 
-  withServerFlags(token.command('ls'))
+  withOutputFlags(
+    withServerFlags(token.command('ls')),
+    'print {tokens: [{id, name, role, createdAt, revokedAt}]}',
+  )
     .description('list API tokens (never the tokens themselves)')
-    .option('--json', 'print {tokens: [{id, name, role, createdAt, revokedAt}]}')
-    .action(async (flags: ServerFlags) => {
+    .action(async (flags: ServerFlags & OutputFlags) => {
+      const format = outputFormatOf(flags);
       const api = new ApiClient(resolveCredentials(flags));
       const { tokens } = await api.request<{ tokens: TokenInfo[] }>('GET', '/tokens');
-      if (flags.json === true) {
-        printJson(output, { tokens });
-        return;
-      }
-      output.out(
-        renderTable(
-          ['ID', 'NAME', 'ROLE', 'CREATED', 'REVOKED'],
-          tokens.map((t) => [t.id, t.name, t.role, isoOrDash(t.createdAt), isoOrDash(t.revokedAt)]),
+      printUnlessEmpty(
+        output,
+        renderListing(
+          format,
+          tokens,
+          {
+            headers: ['ID', 'NAME', 'ROLE', 'CREATED', 'REVOKED'],
+            row: (t) => [t.id, t.name, t.role, isoOrDash(t.createdAt), isoOrDash(t.revokedAt)],
+            wideHeaders: [],
+            wideRow: () => [],
+            name: (t) => t.id,
+          },
+          { tokens },
         ),
       );
     });

@@ -18,7 +18,7 @@ import { readAdminTokens } from '../../control/control-plane.ts';
 import { writeSecretFileSync } from '../../control/private-files.ts';
 import { startEmbeddedAgents } from '../embedded-cluster.ts';
 import { ApiClient } from '../api-client.ts';
-import { saveCredentials } from '../credentials.ts';
+import { credentialsPath, saveCredentials } from '../credentials.ts';
 import { parsePositiveInt } from '../flags.ts';
 import { printJson, processOutput, type CliOutput } from '../output.ts';
 import { ProgressLine } from '../progress-line.ts';
@@ -39,6 +39,42 @@ type UpState = z.infer<typeof upStateSchema>;
 
 function defaultDir(): string {
   return process.env.CUBE_STATE_DIR ?? join(homedir(), '.local', 'state', 'cube', 'up');
+}
+
+const clusterRecordSchema = z.strictObject({
+  dataDir: z.string(),
+  url: z.string(),
+  serverPid: z.int(),
+});
+type ClusterRecord = z.infer<typeof clusterRecordSchema>;
+
+/**
+ * Where `cube up` records the cluster it started, so a plain `cube down` finds it whatever
+ * `--data-dir` it was given: `cluster.json` beside the credentials (`CUBE_CONFIG_DIR`, else
+ * ~/.config/cube).
+ */
+export function clusterRecordPath(): string {
+  return join(dirname(credentialsPath()), 'cluster.json');
+}
+
+/** The recorded cluster, or null when none is recorded (or the record is unreadable). */
+function readClusterRecord(): ClusterRecord | null {
+  try {
+    return clusterRecordSchema.parse(JSON.parse(readFileSync(clusterRecordPath(), 'utf8')));
+  } catch {
+    return null;
+  }
+}
+
+function writeClusterRecord(record: ClusterRecord): void {
+  mkdirSync(dirname(clusterRecordPath()), { recursive: true, mode: 0o700 });
+  // 0600 and atomic like the credentials beside it: a torn record would strand a cluster.
+  writeSecretFileSync(clusterRecordPath(), `${JSON.stringify(record, null, 2)}\n`);
+}
+
+/** Clears the record when it names `dataDir` (another cluster's record stays). */
+function clearClusterRecord(dataDir: string): void {
+  if (readClusterRecord()?.dataDir === dataDir) rmSync(clusterRecordPath(), { force: true });
 }
 
 function alive(pid: number): boolean {
@@ -111,6 +147,16 @@ export function registerUpCommands(program: Command, output: CliOutput): void {
       120,
     )
     .option('--json', 'print {url, apiToken, joinToken, dataDir, serverPid, agents, nodes}')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  $ cube up                                   # 4 workers and 1 spare on this machine',
+        '  $ cube up --nodes 2 --devices-per-node 2 --port 0 --data-dir /tmp/c',
+        '  $ cube down                                 # stops the cluster cube up last started',
+      ].join('\n'),
+    )
     .action(
       async (flags: {
         nodes: number;
@@ -190,6 +236,7 @@ export function registerUpCommands(program: Command, output: CliOutput): void {
         // It holds the tokens: 0600, written atomically.
         writeSecretFileSync(statePath, `${JSON.stringify(state, null, 2)}\n`);
         saveCredentials({ server: ready.url, token: ready.apiToken });
+        writeClusterRecord({ dataDir, url: ready.url, serverPid: state.serverPid });
         const nodes = await waitForAgents(
           new ApiClient({ server: ready.url, token: ready.apiToken }),
           agents.map((a) => a.name),
@@ -223,14 +270,40 @@ export function registerUpCommands(program: Command, output: CliOutput): void {
   program
     .command('down')
     .description('stop the embedded cluster `cube up` started')
-    .option('--data-dir <dir>', 'as given to cube up')
+    .option(
+      '--data-dir <dir>',
+      'as given to cube up (default: the cluster cube up last started, recorded in ~/.config/cube/cluster.json)',
+    )
     .option('--json', 'print {stopped, dataDir}')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  $ cube up --data-dir /tmp/c && cube down    # down finds /tmp/c by itself',
+        '  $ cube down --data-dir /tmp/c',
+      ].join('\n'),
+    )
     .action(async (flags: { dataDir?: string; json?: boolean }) => {
-      const dataDir = resolve(flags.dataDir ?? defaultDir());
+      let dataDir: string;
+      if (flags.dataDir !== undefined) dataDir = resolve(flags.dataDir);
+      else {
+        const record = readClusterRecord();
+        dataDir = record?.dataDir ?? resolve(defaultDir());
+        if (record !== null && !alive(record.serverPid)) {
+          // Its server is gone (a reboot, a kill): say so and forget it; whatever of it is
+          // still running (agents) is stopped below when its state file is still there.
+          rmSync(clusterRecordPath(), { force: true });
+          output.err(
+            `cube: the recorded cluster at ${record.url} (data in ${record.dataDir}) is no longer running (server pid ${record.serverPid} is gone); record ${clusterRecordPath()} cleared`,
+          );
+        }
+      }
       const statePath = join(dataDir, 'up.json');
       if (!existsSync(statePath))
         throw new CubeError('INFEASIBLE', `no cluster is up with data in ${dataDir}`, {
           where: { file: statePath },
+          hint: 'pass the --data-dir given to `cube up`',
         });
       const state = upStateSchema.parse(JSON.parse(readFileSync(statePath, 'utf8')));
       const pids = [...state.agents.map((a) => a.pid), state.serverPid].filter(alive);
@@ -241,6 +314,7 @@ export function registerUpCommands(program: Command, output: CliOutput): void {
       for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL');
       rmSync(state.shmRoot, { recursive: true, force: true });
       rmSync(statePath, { force: true });
+      clearClusterRecord(dataDir);
       if (flags.json === true) printJson(output, { stopped: pids.length, dataDir });
       else
         output.out(
