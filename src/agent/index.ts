@@ -12,3 +12,5 @@ export * from './daemon-ipc.ts';
 export { niceEveryThread } from './thread-priority.ts';
 export type { RankEnvContext } from './rank-env.ts';
 export { controlUrl } from './control-client.ts';
+export { MetricsServer, readMetricsToken } from './metrics-server.ts';
+export type { MetricsAccess, MetricsListenOptions } from './metrics-server.ts';

@@ -15,6 +15,8 @@ import type { PeerTlsFiles } from '../ckpt/daemon/index.ts';
 import { raiseFence } from '../ckpt/index.ts';
 import type { Device, DevicePlugin } from './devices/device-plugin.ts';
 import { LogForwarder } from './log-forwarder.ts';
+import { createAgentMetrics } from './metrics.ts';
+import { MetricsServer, type MetricsListenOptions } from './metrics-server.ts';
 import { checkSocketPath, startLocalSocket } from './local-socket.ts';
 import { reapOrphans } from './orphans.ts';
 import { Outbox } from './outbox.ts';
@@ -95,6 +97,8 @@ export interface NodeAgentOptions {
   readonly log?: AgentLog;
   /** Timeout of one request to the control plane (default 10 s). */
   readonly requestTimeoutMs?: number;
+  /** Serve `/metrics` here (`--metrics-listen`); default: no metrics listener. */
+  readonly metrics?: MetricsListenOptions;
 }
 
 /** What the agent knows about itself, for `cube agent` output and tests. */
@@ -174,6 +178,7 @@ export class NodeAgent {
   #resolveDone: (end: AgentEnd) => void = () => undefined;
   #state: State = 'new';
   #socket: FastifyInstance | null = null;
+  #metrics: MetricsServer | null = null;
   #nodeId: string | null = null;
   #credential: string | null = null;
   #heartbeatMs: number;
@@ -301,6 +306,11 @@ export class NodeAgent {
     return this.#ckptSocketPath;
   }
 
+  /** Where `/metrics` listens (null without `metrics`, or before `start`). */
+  get metricsAddress(): { readonly host: string; readonly port: number } | null {
+    return this.#metrics?.address ?? null;
+  }
+
   /** Resolves when the agent has stopped, with why. */
   get done(): Promise<AgentEnd> {
     return this.#done;
@@ -358,6 +368,20 @@ export class NodeAgent {
         warm: (token) => this.#supervisor.warmRequest(token),
         restored: (report) => this.#supervisor.restored(report),
       });
+      if (this.#options.metrics !== undefined)
+        this.#metrics = await MetricsServer.start(
+          createAgentMetrics({
+            ckptSocketPath: this.#ckptSocketPath,
+            levelRoots: () => ({
+              L1: this.#l1Root,
+              L2: join(this.#options.dataDir, 'l2'),
+              L3: this.#l3Path ?? join(this.#options.dataDir, 'l3'),
+            }),
+            rankStates: () => this.#supervisor.reports().map((r) => r.state),
+            outboxItems: () => ({ events: this.#events.size, logs: this.#logs.size }),
+          }),
+          this.#options.metrics,
+        );
       await this.#check(signal);
       await this.#join(signal);
       this.#events.resume();
@@ -406,6 +430,8 @@ export class NodeAgent {
     this.#supervisor.close();
     await this.#socket?.close().catch(() => undefined);
     this.#socket = null;
+    await this.#metrics?.close().catch(() => undefined);
+    this.#metrics = null;
     await this.#daemon.stop().catch(() => undefined);
     await this.#backend.close().catch(() => undefined);
     await rm(this.#socketPath, { force: true });

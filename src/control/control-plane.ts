@@ -131,7 +131,7 @@ export class ControlPlane {
       await store.close();
       throw error;
     }
-    const metrics = createMetrics();
+    const metrics = createMetrics({ store });
     const orchestrator = new Orchestrator({
       store,
       metrics,

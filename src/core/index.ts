@@ -13,3 +13,6 @@ export { allowedCpus, formatCpuList, parseCpuList, pinProcess } from './cpu-affi
 export { ensurePrivateDir } from './private-dir.ts';
 export { pythonInterpreter } from './python-interpreter.ts';
 export type { PythonInterpreterOptions } from './python-interpreter.ts';
+export { buildInfo } from './build-info.ts';
+export type { BuildInfo } from './build-info.ts';
+export { registerProcessMetrics } from './process-metrics.ts';

@@ -103,6 +103,7 @@ interface JobState {
   /** L1 commits in progress: the slot files their manifest will name. */
   readonly committing: Set<{ readonly files: ReadonlySet<string>; readonly done: Promise<void> }>;
   readonly newest: Record<Level, number | null>;
+  readonly newestBytes: Record<Level, number | null>;
   readonly errors: DaemonError[];
   readonly dropped: number[];
   /**
@@ -126,6 +127,32 @@ export interface JobStatus {
   readonly inFlight: readonly { step: number; state: string }[];
   readonly dropped: readonly number[];
   readonly errors: readonly DaemonError[];
+}
+
+/** Why a level's work failed, for `DaemonCounters.failures` (training goes on). */
+export const daemonFailureKinds = ['l1-commit', 'replication', 'persist', 'fenced'] as const;
+export type DaemonFailureKind = (typeof daemonFailureKinds)[number];
+
+/**
+ * What `GET /v1/counters` reports (the agent's `/metrics` serves them): running totals since the
+ * daemon started, so `rate()` of bytes over seconds gives throughput, and the queue right now.
+ */
+export interface DaemonCounters {
+  /** Shard bytes pushed to the replica peer, and the seconds spent pushing them (L2). */
+  readonly replicatedBytes: number;
+  readonly replicationSeconds: number;
+  /** Shard bytes copied to durable storage, and the seconds spent copying them (L3). */
+  readonly persistedBytes: number;
+  readonly persistSeconds: number;
+  readonly failures: Readonly<Record<DaemonFailureKind, number>>;
+  /** Committed L1 steps waiting for replication or persistence, and those being worked on. */
+  readonly queued: number;
+  readonly running: number;
+  /** Per job: the bytes of this node's shards in its newest checkpoint at each level. */
+  readonly jobs: readonly {
+    readonly job: string;
+    readonly newestBytes: Readonly<Record<Level, number | null>>;
+  }[];
 }
 
 /** A place a rank's shard of a step can be read from, as the daemon sees it. */
@@ -165,6 +192,16 @@ export class CheckpointDaemon {
   #address: { host: string; port: number } | null = null;
   /** Per job, this node's peer keys and grants for the job's newest attempt. Never logged. */
   readonly #access = new Map<string, PeerAccess>();
+  readonly #totals = {
+    replicatedBytes: 0,
+    replicationSeconds: 0,
+    persistedBytes: 0,
+    persistSeconds: 0,
+    failures: { 'l1-commit': 0, replication: 0, persist: 0, fenced: 0 } as Record<
+      DaemonFailureKind,
+      number
+    >,
+  };
 
   constructor(options: CheckpointDaemonOptions) {
     this.#options = options;
@@ -311,6 +348,7 @@ export class CheckpointDaemon {
         writing: new Set(),
         committing: new Set(),
         newest: { L1: null, L2: null, L3: null },
+        newestBytes: { L1: null, L2: null, L3: null },
         errors: [],
         dropped: [],
         readBuffers: null,
@@ -424,10 +462,12 @@ export class CheckpointDaemon {
         'L1',
         record.step,
         `L1 commit incomplete: ${commit.gaps.map((g) => g.kind).join(', ')}`,
+        'l1-commit',
       );
       return;
     }
     state.newest.L1 = record.step;
+    state.newestBytes.L1 = sumBytes(records);
     this.#options.onCommit?.({ job: record.job, level: 'L1', step: record.step });
     // A function of the step alone: a spare or a restarted daemon, which has seen fewer
     // commits, picks the same steps as the others, so every rank of a picked step reaches L3.
@@ -626,6 +666,27 @@ export class CheckpointDaemon {
     }));
   }
 
+  /** Running totals and the queue right now (`GET /v1/counters`). */
+  counters(): DaemonCounters {
+    let queued = 0;
+    let running = 0;
+    for (const s of this.#jobs.values())
+      for (const w of s.work) {
+        if (w.state === 'queued') queued += 1;
+        else if (w.state === 'running') running += 1;
+      }
+    return {
+      ...this.#totals,
+      failures: { ...this.#totals.failures },
+      queued,
+      running,
+      jobs: [...this.#jobs.values()].map((s) => ({
+        job: s.job,
+        newestBytes: { ...s.newestBytes },
+      })),
+    };
+  }
+
   /** Resolves when every queued item of `job` is done (tests, shutdown). */
   async idle(job: string): Promise<void> {
     const state = this.#jobs.get(job);
@@ -684,6 +745,8 @@ export class CheckpointDaemon {
     try {
       if (item.replicate && this.#replica !== null && !signal.aborted) {
         const setRanks = item.records.map((r) => r.rank);
+        const started = performance.now();
+        let sent = 0;
         try {
           const l1 = asStore(this.#options.l1Root);
           for (const record of item.records) {
@@ -695,15 +758,22 @@ export class CheckpointDaemon {
               buffers,
             });
             await this.#replica.putShard(record, setRanks, payload, { pace: this.#pace, signal });
+            sent += record.bytes;
           }
+          if (item.step >= (state.newest.L2 ?? -1)) state.newestBytes.L2 = sent;
           state.newest.L2 = Math.max(state.newest.L2 ?? -1, item.step);
           this.#options.onCommit?.({ job: state.job, level: 'L2', step: item.step });
         } catch (error) {
-          if (!signal.aborted) this.#error(state, 'L2', item.step, describe(error));
+          if (!signal.aborted) this.#error(state, 'L2', item.step, describe(error), 'replication');
+        } finally {
+          // Shards pushed before a failure count too: they crossed the network.
+          this.#totals.replicatedBytes += sent;
+          this.#totals.replicationSeconds += (performance.now() - started) / 1000;
         }
       }
       const l3Root = this.#l3Root(state.job);
       if (item.persist && l3Root !== undefined && !signal.aborted) {
+        const started = performance.now();
         try {
           const result = await persistStep(this.#options.l1Root, l3Root, state.job, item.step, {
             from: 'L1',
@@ -713,14 +783,25 @@ export class CheckpointDaemon {
             signal,
             readBuffers: buffers,
           });
+          this.#totals.persistedBytes += sumBytes(item.records);
           if (result.commit.kind !== 'incomplete') {
+            if (item.step >= (state.newest.L3 ?? -1)) state.newestBytes.L3 = sumBytes(item.records);
             state.fenced = false;
             state.newest.L3 = Math.max(state.newest.L3 ?? -1, item.step);
             this.#options.onCommit?.({ job: state.job, level: 'L3', step: item.step });
           }
         } catch (error) {
           if (isFenced(error)) state.fenced = true;
-          if (!signal.aborted) this.#error(state, 'L3', item.step, describe(error));
+          if (!signal.aborted)
+            this.#error(
+              state,
+              'L3',
+              item.step,
+              describe(error),
+              isFenced(error) ? 'fenced' : 'persist',
+            );
+        } finally {
+          this.#totals.persistSeconds += (performance.now() - started) / 1000;
         }
       }
     } finally {
@@ -751,7 +832,14 @@ export class CheckpointDaemon {
     return this.#l3Roots.get(job) ?? this.#options.l3Root;
   }
 
-  #error(state: JobState, level: Level, step: number, message: string): void {
+  #error(
+    state: JobState,
+    level: Level,
+    step: number,
+    message: string,
+    kind: DaemonFailureKind,
+  ): void {
+    this.#totals.failures[kind] += 1;
     state.errors.push({ at: new Date().toISOString(), level, step, message });
     if (state.errors.length > maxErrors) state.errors.splice(0, state.errors.length - maxErrors);
     this.#log.warn(
@@ -759,6 +847,10 @@ export class CheckpointDaemon {
       'checkpoint level failed; training continues',
     );
   }
+}
+
+function sumBytes(records: readonly ShardRecord[]): number {
+  return records.reduce((n, r) => n + r.bytes, 0);
 }
 
 function describe(error: unknown): string {

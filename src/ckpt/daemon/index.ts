@@ -1,7 +1,9 @@
-export { CheckpointDaemon } from './checkpoint-daemon.ts';
+export { CheckpointDaemon, daemonFailureKinds } from './checkpoint-daemon.ts';
 export type {
   CheckpointDaemonOptions,
+  DaemonCounters,
   DaemonError,
+  DaemonFailureKind,
   JobStatus,
   Registration,
   ShardSourceInfo,

@@ -140,5 +140,8 @@ export function buildLocalApi(daemon: CheckpointDaemon): FastifyInstance {
 
   app.get('/v1/status', () => ({ node: daemon.node, peer: daemon.address, jobs: daemon.status() }));
 
+  // What the node agent's /metrics serves for this daemon (counters since it started).
+  app.get('/v1/counters', () => daemon.counters());
+
   return app;
 }

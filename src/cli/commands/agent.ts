@@ -2,7 +2,12 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { CubeError, parseCpuList } from '../../core/index.ts';
-import { NodeAgent, selectDevicePlugin } from '../../agent/index.ts';
+import {
+  NodeAgent,
+  readMetricsToken,
+  selectDevicePlugin,
+  type NodeAgentOptions,
+} from '../../agent/index.ts';
 import { readPeerTls } from '../../ckpt/daemon/index.ts';
 import { peerTlsFiles } from './ckpt-daemon.ts';
 import { parsePositiveInt } from '../flags.ts';
@@ -26,11 +31,11 @@ function parseLabels(value: string, previous: Record<string, string> = {}): Reco
   return labels;
 }
 
-function parseListen(value: string): { host: string; port: number } {
+function parseListen(value: string, flag = '--ckpt-listen'): { host: string; port: number } {
   const match = /^([^:\s]+):(\d{1,5})$/.exec(value);
   if (match === null || Number(match[2]) > 65535)
-    throw new CubeError('BAD_FLAG', `--ckpt-listen must be HOST:PORT, got "${value}"`, {
-      where: { field: '--ckpt-listen' },
+    throw new CubeError('BAD_FLAG', `${flag} must be HOST:PORT, got "${value}"`, {
+      where: { field: flag },
     });
   return { host: match[1] ?? '', port: Number(match[2]) };
 }
@@ -87,6 +92,59 @@ interface AgentFlags {
   ckptTlsCert?: string;
   ckptTlsKey?: string;
   ckptCa?: string;
+  metricsListen?: { host: string; port: number };
+  metricsTokenFile?: string;
+  metricsPublic?: boolean;
+}
+
+/**
+ * The metrics listener the flags ask for (none by default). Every port Cube opens
+ * authenticates: a listener needs a token file, or `--metrics-public` to say it is meant to be
+ * open; checked before anything starts (exit 2).
+ */
+function metricsListenOf(flags: AgentFlags): NodeAgentOptions['metrics'] {
+  if (flags.metricsListen === undefined) {
+    if (flags.metricsTokenFile !== undefined || flags.metricsPublic === true)
+      throw new CubeError(
+        'BAD_FLAG',
+        `${flags.metricsPublic === true ? '--metrics-public' : '--metrics-token-file'} needs --metrics-listen`,
+        { where: { field: '--metrics-listen' } },
+      );
+    return undefined;
+  }
+  if (flags.metricsTokenFile !== undefined && flags.metricsPublic === true)
+    throw new CubeError(
+      'BAD_FLAG',
+      '--metrics-token-file and --metrics-public exclude each other',
+      {
+        where: { field: '--metrics-public' },
+      },
+    );
+  if (flags.metricsPublic === true) return { ...flags.metricsListen, access: { kind: 'public' } };
+  if (flags.metricsTokenFile === undefined)
+    throw new CubeError(
+      'BAD_FLAG',
+      '--metrics-listen needs --metrics-token-file (or --metrics-public)',
+      {
+        where: { field: '--metrics-token-file' },
+        hint: 'put a token in a file (openssl rand -base64 32 > F; chmod 600 F) and give Prometheus the same one',
+      },
+    );
+  try {
+    return {
+      ...flags.metricsListen,
+      access: { kind: 'token', token: readMetricsToken(flags.metricsTokenFile) },
+    };
+  } catch (error) {
+    // A bad token file is a bad flag (exit 2), not a run-time failure.
+    if (error instanceof CubeError)
+      throw new CubeError('BAD_FLAG', error.message, {
+        where: error.where,
+        ...(error.hint === undefined ? {} : { hint: error.hint }),
+        cause: error,
+      });
+    throw error;
+  }
 }
 
 /**
@@ -108,10 +166,15 @@ export function registerAgentCommand(program: Command, output: CliOutput): void 
       'credential, logs, replicas (default ~/.local/share/cube/agent-<name>)',
     )
     .option('--l1 <dir>', 'L1 checkpoint root on tmpfs (default /dev/shm/cube-<name>)')
-    .option('--ckpt-listen <host:port>', "the checkpoint daemon's peer listener", parseListen, {
-      host: '127.0.0.1',
-      port: 0,
-    })
+    .option(
+      '--ckpt-listen <host:port>',
+      "the checkpoint daemon's peer listener",
+      (value: string) => parseListen(value),
+      {
+        host: '127.0.0.1',
+        port: 0,
+      },
+    )
     .option(
       '--ckpt-nice <n>',
       "the checkpoint daemon's niceness, 0..19: its background I/O yields CPU to the ranks",
@@ -150,7 +213,18 @@ export function registerAgentCommand(program: Command, output: CliOutput): void 
     )
     .option('--ckpt-tls-key <file>', 'its private key (PEM, mode 0600)')
     .option('--ckpt-ca <file>', "the CA that signed every node's certificate (PEM)")
+    .option(
+      '--metrics-listen <host:port>',
+      'serve Prometheus metrics (agent and checkpoint daemon) at http://HOST:PORT/metrics (default: off)',
+      (value: string) => parseListen(value, '--metrics-listen'),
+    )
+    .option(
+      '--metrics-token-file <file>',
+      'the bearer token /metrics requires (a file of mode 0600)',
+    )
+    .option('--metrics-public', 'serve /metrics without a token')
     .action(async (flags: AgentFlags) => {
+      const metrics = metricsListenOf(flags);
       const ckptTls = peerTlsFiles(flags);
       // Checked here, before anything starts: a bad file is a bad flag (exit 2).
       if (ckptTls !== undefined) readPeerTls(ckptTls);
@@ -176,6 +250,7 @@ export function registerAgentCommand(program: Command, output: CliOutput): void 
         ...(flags.probeIntervalMs === undefined ? {} : { probeIntervalMs: flags.probeIntervalMs }),
         ...(flags.logMaxBytes === undefined ? {} : { logMaxBytes: flags.logMaxBytes }),
         ...(flags.logKeep === undefined ? {} : { logKeepFiles: flags.logKeep }),
+        ...(metrics === undefined ? {} : { metrics }),
       });
       const stopping = new AbortController();
       const onSignal = (): void => stopping.abort();
@@ -198,6 +273,9 @@ export function registerAgentCommand(program: Command, output: CliOutput): void 
             socket: s.socketPath,
             ckptSocket: s.ckptSocketPath,
             peer: s.peer,
+            ...(agent.metricsAddress === null
+              ? {}
+              : { metrics: `${agent.metricsAddress.host}:${agent.metricsAddress.port}` }),
           }),
         );
         const end = await Promise.race([

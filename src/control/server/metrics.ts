@@ -1,4 +1,13 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { buildInfo, registerProcessMetrics } from '../../core/index.ts';
+import {
+  FaultCauseSchema,
+  JobStateSchema,
+  NodeRoleSchema,
+  NodeStateSchema,
+} from '../model/index.ts';
+import type { StateStore } from '../store/index.ts';
+import { JobFiguresReader, type JobFigures } from './job-metrics.ts';
 
 /** The control plane's Prometheus metrics (`GET /metrics`). */
 export interface ControlMetrics {
@@ -13,22 +22,77 @@ export interface ControlMetrics {
   readonly faultsTotal: Counter<'cause'>;
 }
 
-export function createMetrics(): ControlMetrics {
+export interface ControlMetricsOptions {
+  /** Where the per-job series (`cube_job_*`) are read from at scrape time; none without it. */
+  readonly store?: StateStore;
+  /** How long a finished job keeps its `cube_job_*` series (default 15 min). */
+  readonly jobRetentionMs?: number;
+  /** The clock of checkpoint ages and the retention (default `Date.now`). */
+  readonly now?: () => number;
+}
+
+const jobLabels = ['job_id', 'job_name'] as const;
+const levels = ['L1', 'L2', 'L3'] as const;
+
+/**
+ * Every label combination of `labels`' known values, so a labelled series is there (at 0)
+ * before its first event: `rate()` and alerts see 0, not "no data".
+ */
+function combinations<K extends string>(
+  labels: Readonly<Record<K, readonly string[]>>,
+): Record<K, string>[] {
+  let out: Record<string, string>[] = [{}];
+  for (const [name, values] of Object.entries<readonly string[]>(labels))
+    out = out.flatMap((o) => values.map((v) => ({ ...o, [name]: v })));
+  return out;
+}
+
+/**
+ * The control plane's registry: the Node process metrics (`cube_control_` prefix), build info,
+ * node/job/fault/recovery/checkpoint-commit figures the orchestrator updates, and with a store
+ * the per-job training series read from it at each scrape.
+ */
+export function createMetrics(options: ControlMetricsOptions = {}): ControlMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'cube_control_' });
-  return {
+  registerProcessMetrics(registry, 'cube_control_');
+  const now = options.now ?? Date.now;
+
+  const info = buildInfo();
+  new Gauge({
+    name: 'cube_build_info',
+    help: 'Always 1; the labels say which Cube build serves these metrics',
+    labelNames: ['version', 'commit', 'node_version'],
+    registers: [registry],
+  }).set({ version: info.version, commit: info.commit, node_version: info.nodeVersion }, 1);
+
+  const nodeCombos = combinations({
+    state: NodeStateSchema.options,
+    role: NodeRoleSchema.options,
+  });
+  const jobCombos = combinations({ state: JobStateSchema.options });
+  const causes = combinations({ cause: FaultCauseSchema.options });
+
+  const metrics: ControlMetrics = {
     registry,
     nodesByState: new Gauge({
       name: 'cube_nodes',
       help: 'Nodes by state and role',
       labelNames: ['state', 'role'],
       registers: [registry],
+      // The orchestrator resets and refills this gauge from the store; the states it found no
+      // node in come back here at 0.
+      collect() {
+        for (const labels of nodeCombos) this.inc(labels, 0);
+      },
     }),
     jobsByState: new Gauge({
       name: 'cube_jobs',
       help: 'Jobs by state',
       labelNames: ['state'],
       registers: [registry],
+      collect() {
+        for (const labels of jobCombos) this.inc(labels, 0);
+      },
     }),
     heartbeatLatencySeconds: new Histogram({
       name: 'cube_heartbeat_handling_seconds',
@@ -68,4 +132,109 @@ export function createMetrics(): ControlMetrics {
       registers: [registry],
     }),
   };
+  for (const labels of causes) {
+    metrics.faultsTotal.inc(labels, 0);
+    metrics.detectionSeconds.zero(labels);
+  }
+  for (const level of ['L2', 'L3']) metrics.checkpointCommitSeconds.zero({ level });
+
+  if (options.store !== undefined)
+    registerJobMetrics(
+      registry,
+      new JobFiguresReader(options.store, {
+        now,
+        ...(options.jobRetentionMs === undefined ? {} : { retentionMs: options.jobRetentionMs }),
+      }),
+      now,
+    );
+  return metrics;
+}
+
+/**
+ * The per-job series, labelled `job_id` and `job_name` (not `job`: Prometheus sets `job` to the
+ * scrape job's name and would rename ours `exported_job`). One store read per scrape feeds them
+ * all: each metric's collect awaits the same snapshot.
+ */
+function registerJobMetrics(registry: Registry, reader: JobFiguresReader, now: () => number): void {
+  // registry.metrics() calls every metric's collect in one synchronous loop: the first starts
+  // the read, the others join it, and it is forgotten once done, so the next scrape reads anew.
+  let pending: Promise<JobFigures[]> | null = null;
+  const figures = (): Promise<JobFigures[]> => {
+    pending ??= reader.read().finally(() => (pending = null));
+    return pending;
+  };
+  const perJob = (name: string, help: string, value: (f: JobFigures) => number | null): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: jobLabels,
+      registers: [registry],
+      async collect() {
+        const all = await figures();
+        this.reset();
+        for (const f of all) {
+          const v = value(f);
+          if (v !== null) this.set({ job_id: f.jobId, job_name: f.jobName }, v);
+        }
+      },
+    });
+  };
+  perJob(
+    'cube_job_step',
+    "The newest step every rank of the job's current attempt reported",
+    (f) => f.step,
+  );
+  perJob(
+    'cube_job_loss',
+    'The loss at that step, averaged over the ranks that reported one',
+    (f) => f.loss,
+  );
+  perJob(
+    'cube_job_tokens_per_second',
+    "The job's throughput at that step: the sum of the ranks' own tokens/s",
+    (f) => f.tokensPerS,
+  );
+  new Counter({
+    name: 'cube_job_restarts_total',
+    help: 'Gang restarts of the job after faults',
+    labelNames: jobLabels,
+    registers: [registry],
+    async collect() {
+      const all = await figures();
+      this.reset();
+      for (const f of all) this.inc({ job_id: f.jobId, job_name: f.jobName }, f.restarts);
+    },
+  });
+  const perLevel = (
+    name: string,
+    help: string,
+    value: (c: { step: number; at: number }) => number,
+  ): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: [...jobLabels, 'level'],
+      registers: [registry],
+      async collect() {
+        const all = await figures();
+        this.reset();
+        for (const f of all)
+          for (const level of levels) {
+            const c = f.checkpoints[level];
+            if (c !== undefined)
+              this.set({ job_id: f.jobId, job_name: f.jobName, level }, value(c));
+          }
+      },
+    });
+  };
+  perLevel(
+    'cube_job_checkpoint_age_seconds',
+    'Seconds since the job last committed a checkpoint at the level',
+    (c) => Math.max(0, (now() - c.at) / 1000),
+  );
+  perLevel(
+    'cube_job_checkpoint_step',
+    'The step of the checkpoint the job committed last at the level',
+    (c) => c.step,
+  );
 }
