@@ -245,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.flush()
             if log_fd is not None:
                 os.write(log_fd, line.encode())  # one write per line: a kill never leaves half a line
-        tokens_per_s = (step - start) * args.batch * args.seq_len * world / (time.perf_counter() - t0)
+        # This rank's own tokens: the control plane sums the ranks' figures for the job's.
+        tokens_per_s = (step - start) * args.batch * args.seq_len / (time.perf_counter() - t0)
         cube.report_progress(
             step,
             loss=mean.item(),

@@ -107,7 +107,8 @@ def report_progress(step: int, loss: Any = None, tokens_per_s: Any = None, step_
     """Reports that this rank finished `step` (with its loss and throughput, when known) to the
     node agent. A no-op without `CUBE_AGENT_SOCKET`; never raises.
 
-    `step_time_s` is the seconds this rank spent per step, for straggler detection. Without it,
+    `tokens_per_s` is this rank's own throughput (the tokens it processed), not the job's: the
+    control plane adds up the ranks' figures. `step_time_s` is the seconds this rank spent per step, for straggler detection. Without it,
     the wall time since the previous report divided by the steps advanced is sent. In a gang that
     synchronizes every step (DDP), wall times are the same on every rank, so a script that wants
     its stragglers found passes the time it spent on its own work, waits on peers excluded."""
