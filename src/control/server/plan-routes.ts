@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
-import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { listAccelerators } from '../../hardware/index.ts';
 import { listModels, zooEntry } from '../../zoo/index.ts';
+import { jsonResponse, routeSchema, type ApiTypeProvider } from './api-schemas.ts';
 import { ComputeWorker } from './compute-pool.ts';
 
 /** How long one plan may take before it is stopped. */
@@ -35,7 +35,63 @@ export const planBodySchema = z.strictObject({
   top: z.int().min(1).max(50).optional(),
 });
 
-let choices: { models: unknown[]; accelerators: unknown[] } | null = null;
+/** The models and accelerators the planner takes. */
+export const PlanOptionsSchema = z.strictObject({
+  models: z.array(
+    z.strictObject({
+      id: z.string(),
+      family: z.string().nullable(),
+      name: z.string(),
+      params: z.number(),
+      activeParams: z.number(),
+    }),
+  ),
+  accelerators: z.array(
+    z.strictObject({
+      id: z.string(),
+      vendor: z.string(),
+      name: z.string(),
+      memoryGiB: z.number(),
+      bf16Tflops: z.number().nullable(),
+    }),
+  ),
+});
+export type PlanOptions = z.output<typeof PlanOptionsSchema>;
+
+/** One plan as `cube plan --json` prints it (the documented fields; the cost breakdown too). */
+export const PlanSchema = z.looseObject({
+  tp: z.int(),
+  pp: z.int(),
+  vpp: z.int(),
+  dp: z.int(),
+  cp: z.int(),
+  ep: z.int(),
+  sp: z.boolean(),
+  zero: z.int(),
+  microBatch: z.int(),
+  recompute: z.enum(['none', 'selective', 'full']),
+  offload: z.enum(['none', 'optimizer', 'all']),
+  memoryGiB: z.number(),
+  stepTimeS: z.number(),
+  tokensPerS: z.number(),
+  tflopsPerGpu: z.number(),
+  mfu: z.number(),
+  scalingEfficiency: z.number().nullable(),
+});
+
+/** `cube plan --json`'s answer: plans best first, or none and the reason. */
+export const PlanResultSchema = z.strictObject({
+  model: z.string(),
+  accelerator: z.string(),
+  gpus: z.int(),
+  seqLen: z.int(),
+  globalBatch: z.int(),
+  plans: z.array(PlanSchema),
+  reason: z.string().optional(),
+});
+export type PlanResult = z.output<typeof PlanResultSchema>;
+
+let choices: PlanOptions | null = null;
 
 /**
  * The planner over HTTP: `GET /api/v1/plan/options` (the models and accelerators to choose
@@ -46,19 +102,25 @@ let choices: { models: unknown[]; accelerators: unknown[] } | null = null;
 export function registerPlanRoutes(app: FastifyInstance): ComputeWorker {
   const compute = new ComputeWorker();
   app.addHook('onClose', async () => compute.close());
-  const api = app.withTypeProvider<ZodTypeProvider>();
+  const api = app.withTypeProvider<ApiTypeProvider>();
 
   api.get(
     '/api/v1/plan/options',
     {
-      schema: {
-        tags: ['planner'],
-        description: 'The zoo models and catalog accelerators the planner takes.',
-      },
+      schema: routeSchema(
+        { role: 'viewer' },
+        {
+          operationId: 'getPlanOptions',
+          summary: 'List what the planner takes',
+          description: 'The zoo models and catalog accelerators the planner takes.',
+          tags: ['planner'],
+          response: { 200: jsonResponse(PlanOptionsSchema, 'The models and accelerators.') },
+        },
+      ),
       config: { access: { role: 'viewer' } },
     },
     () => {
-      choices ??= {
+      return (choices ??= {
         models: listModels().map((m) => {
           const e = zooEntry(m);
           return {
@@ -76,24 +138,31 @@ export function registerPlanRoutes(app: FastifyInstance): ComputeWorker {
           memoryGiB: a.memoryGiB,
           bf16Tflops: a.peakTflops.bf16,
         })),
-      };
-      return choices;
+      });
     },
   );
 
   api.post(
     '/api/v1/plan',
     {
-      schema: {
-        body: planBodySchema,
-        tags: ['planner'],
-        description:
-          'Ranked parallelism plans for a model on N accelerators in their standard servers, as `cube plan --json` prints them. No feasible plan: `plans: []` and `reason`.',
-      },
+      schema: routeSchema(
+        { role: 'user' },
+        {
+          operationId: 'planJob',
+          summary: 'Plan the parallelism of a model',
+          description:
+            'Ranked parallelism plans for a model on N accelerators in their standard servers, as `cube plan --json` prints them. No feasible plan: `plans: []` and `reason`. An unknown model or accelerator is 404.',
+          tags: ['planner'],
+          body: planBodySchema,
+          response: { 200: jsonResponse(PlanResultSchema, 'The plans, best first.') },
+          errors: [404, 422],
+        },
+      ),
       // Computation, not reading: it takes the planner's worker, so viewers may not.
       config: { access: { role: 'user' } },
     },
-    async (request) => compute.plan(request.body, { timeoutMs: planTimeoutMs }),
+    async (request) =>
+      (await compute.plan(request.body, { timeoutMs: planTimeoutMs })) as PlanResult,
   );
 
   return compute;

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { jsonResponse, routeSchema, type ApiTypeProvider } from './api-schemas.ts';
 import type { ComputeWorker } from './compute-pool.ts';
 import { planBodySchema } from './plan-routes.ts';
 
@@ -37,24 +37,65 @@ const simulateBodySchema = planBodySchema
       });
   });
 
+const statistic = z.looseObject({ mean: z.number() });
+
+/**
+ * `cube simulate --json`'s report: the contract fields (design.md) of the first (baseline)
+ * policy, then every policy's own results under `policies`.
+ */
+export const SimulationReportSchema = z.looseObject({
+  model: z.string(),
+  gpus: z.int(),
+  days: z.number(),
+  trials: z.int(),
+  goodput: z.looseObject({ mean: z.number(), p5: z.number(), p95: z.number() }),
+  interruptions: z.looseObject({
+    mean: z.number(),
+    p2_5: z.number(),
+    p97_5: z.number(),
+    byCause: z.record(z.string(), z.number()),
+  }),
+  humanInterventions: statistic,
+  lostHours: z.looseObject({
+    detection: z.number(),
+    restart: z.number(),
+    restore: z.number(),
+    recompute: z.number(),
+    checkpointStall: z.number(),
+  }),
+  pNoFault: z.record(z.string(), z.number()),
+  pNoHuman: z.record(z.string(), z.number()),
+  policies: z.array(z.looseObject({})),
+});
+export type SimulationReport = z.output<typeof SimulationReportSchema>;
+
 /**
  * The simulator over HTTP: `POST /api/v1/simulate` runs what `cube simulate --json` runs (the
  * planner's best plan, the default failure model, policies side by side) and answers its
  * report, in the planner's worker thread, within `simulationLimits`.
  */
 export function registerSimRoutes(app: FastifyInstance, options: { compute: ComputeWorker }): void {
-  app.withTypeProvider<ZodTypeProvider>().post(
+  app.withTypeProvider<ApiTypeProvider>().post(
     '/api/v1/simulate',
     {
-      schema: {
-        body: simulateBodySchema,
-        tags: ['simulator'],
-        description:
-          'A Monte Carlo simulation of the job over days: goodput, interruptions, lost time by category, per policy (as `cube simulate --json`).',
-      },
+      schema: routeSchema(
+        { role: 'user' },
+        {
+          operationId: 'simulateJob',
+          summary: 'Simulate a job over days',
+          description:
+            'A Monte Carlo simulation of the job over days: goodput, interruptions, lost time by category, per policy (as `cube simulate --json`). No feasible plan is 422.',
+          tags: ['simulator'],
+          body: simulateBodySchema,
+          response: { 200: jsonResponse(SimulationReportSchema, 'The report.') },
+          errors: [404, 422],
+        },
+      ),
       config: { access: { role: 'user' } },
     },
     async (request) =>
-      options.compute.simulate(request.body, { timeoutMs: simulationLimits.timeoutMs }),
+      (await options.compute.simulate(request.body, {
+        timeoutMs: simulationLimits.timeoutMs,
+      })) as SimulationReport,
   );
 }

@@ -2,29 +2,58 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
-import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { CubeError } from '../../core/index.ts';
 import type { Job, ProgressSample } from '../model/index.ts';
 import type { StateStore } from '../store/index.ts';
 import { maySeeJob, ownerScope } from './access.ts';
+import {
+  apiSchemaRegistry,
+  errorBody,
+  jsonResponse,
+  routeSchema,
+  type ApiTypeProvider,
+} from './api-schemas.ts';
 
 /** Where `npm run build:web` puts the dashboard's production bundle. */
 export const defaultWebRoot = fileURLToPath(new URL('../../../web/dist/', import.meta.url));
 
 /** One point of a job's curve: every rank's report of one step of one attempt, combined. */
-export interface SeriesPoint {
-  readonly attempt: number;
-  readonly step: number;
+export const SeriesPointSchema = z.strictObject({
+  attempt: z.int().min(0),
+  step: z.int().min(0),
   /** Epoch ms of the newest report of this step. */
-  readonly at: number;
+  at: z.int(),
   /** Mean over the ranks that reported a loss, or null when none did. */
-  readonly loss: number | null;
+  loss: z.number().nullable(),
   /** Sum over the ranks that reported a throughput (the job's tokens/s), or null. */
-  readonly tokensPerS: number | null;
+  tokensPerS: z.number().nullable(),
   /** How many ranks reported this step. */
-  readonly ranks: number;
-}
+  ranks: z.int().min(1),
+});
+apiSchemaRegistry.add(SeriesPointSchema, {
+  id: 'SeriesPoint',
+  description: 'One step of one attempt of a job, combined over ranks.',
+});
+export type SeriesPoint = Readonly<z.output<typeof SeriesPointSchema>>;
+
+/** A job's curve (`GET /jobs/{id}/series`). */
+export const JobSeriesSchema = z.strictObject({
+  jobId: z.string(),
+  attempt: z.int().min(0),
+  points: z.array(SeriesPointSchema),
+});
+export type JobSeries = z.output<typeof JobSeriesSchema>;
+
+/** One job's newest point. */
+export const LatestPointSchema = SeriesPointSchema.extend({ jobId: z.string() });
+apiSchemaRegistry.add(LatestPointSchema, {
+  id: 'LatestPoint',
+  description: "A job's newest point (its current attempt's highest step).",
+});
+
+export const LatestProgressSchema = z.strictObject({ latest: z.array(LatestPointSchema) });
+export type LatestProgress = z.output<typeof LatestProgressSchema>;
 
 /**
  * Combines progress samples into one point per (attempt, step), in (attempt, step) order. The
@@ -110,8 +139,33 @@ async function seriesAfter(
   return seriesOf(samples);
 }
 
+/** Each node's last sign of life and the silences it is judged by (`Orchestrator.liveness`). */
+export const NodeLivenessSchema = z.strictObject({
+  /** The control plane's clock (epoch ms), for clients whose clock differs. */
+  now: z.int(),
+  /** Silence after which a node is suspect (2.5 heartbeat intervals). */
+  suspectAfterMs: z.number().min(0),
+  nodes: z.array(
+    z.strictObject({
+      nodeId: z.string(),
+      /** Epoch ms of its newest heartbeat as the control plane saw it (in memory). */
+      lastSeenAt: z.int(),
+      /** Silence after which it is marked `down`. */
+      timeoutMs: z.number().min(0),
+    }),
+  ),
+});
+apiSchemaRegistry.add(NodeLivenessSchema, {
+  id: 'NodeLiveness',
+  description:
+    "Each node's newest heartbeat as the failure detector saw it, and the silences it judges nodes by.",
+});
+export type NodeLiveness = z.output<typeof NodeLivenessSchema>;
+
 export interface WebRoutesOptions {
   readonly store: StateStore;
+  /** The heartbeats as the failure detector sees them; without it, no `/api/v1/heartbeats`. */
+  readonly liveness?: () => Promise<NodeLiveness>;
   /** The built dashboard (`index.html` and `assets/`); default `web/dist` of this checkout. */
   readonly webRoot?: string;
 }
@@ -122,14 +176,15 @@ const idParams = z.object({ id: z.string().min(1).max(64) });
  * The dashboard: its static bundle at `/` (any other path that is not the API gets
  * `index.html`, so the single-page app's own routes survive a reload), and the read-only
  * endpoints its views need that the rest of the API lacks: a job's curve combined per step
- * (`GET /api/v1/jobs/{id}/series`) and every job's latest point (`GET /api/v1/progress/latest`).
+ * (`GET /api/v1/jobs/{id}/series`), every job's latest point (`GET /api/v1/progress/latest`)
+ * and the nodes' heartbeats as the failure detector sees them (`GET /api/v1/heartbeats`).
  */
 export async function registerWebRoutes(
   app: FastifyInstance,
   options: WebRoutesOptions,
 ): Promise<void> {
   const { store } = options;
-  const api = app.withTypeProvider<ZodTypeProvider>();
+  const api = app.withTypeProvider<ApiTypeProvider>();
 
   async function getJob(id: string): Promise<Job> {
     const job = await store.getJob(id);
@@ -141,16 +196,23 @@ export async function registerWebRoutes(
   api.get(
     '/api/v1/jobs/:id/series',
     {
-      schema: {
-        params: idParams,
-        querystring: z.object({
-          attempt: z.coerce.number().int().min(0).optional(),
-          after: z.coerce.number().int().min(0).optional(),
-        }),
-        tags: ['jobs'],
-        description:
-          "The job's loss and throughput per step: one point per (attempt, step), the loss averaged and tokens/s summed over ranks. With `attempt` and `after`, only points after that step of that attempt.",
-      },
+      schema: routeSchema(
+        { role: 'viewer' },
+        {
+          operationId: 'getJobSeries',
+          summary: "A job's loss and throughput per step",
+          params: idParams,
+          querystring: z.object({
+            attempt: z.coerce.number().int().min(0).optional(),
+            after: z.coerce.number().int().min(0).optional(),
+          }),
+          tags: ['jobs'],
+          description:
+            "The job's loss and throughput per step: one point per (attempt, step), the loss averaged and tokens/s summed over ranks. With `attempt` and `after` (together), only points after that step of that attempt.",
+          response: { 200: jsonResponse(JobSeriesSchema, "The job's points.") },
+          errors: [404],
+        },
+      ),
       config: { access: { role: 'viewer' } },
     },
     async (request) => {
@@ -195,11 +257,19 @@ export async function registerWebRoutes(
   api.get(
     '/api/v1/progress/latest',
     {
-      schema: {
-        tags: ['jobs'],
-        description:
-          "Each job's newest point (its current attempt's highest step, combined over ranks), for job lists.",
-      },
+      schema: routeSchema(
+        { role: 'viewer' },
+        {
+          operationId: 'listLatestProgress',
+          summary: "Every job's newest point",
+          tags: ['jobs'],
+          description:
+            "Each job's newest point (its current attempt's highest step, combined over ranks), for job lists.",
+          response: {
+            200: jsonResponse(LatestProgressSchema, 'One point per job that has progress.'),
+          },
+        },
+      ),
       config: { access: { role: 'viewer' } },
     },
     async (request) => {
@@ -213,6 +283,27 @@ export async function registerWebRoutes(
       return { latest };
     },
   );
+
+  const { liveness } = options;
+  if (liveness !== undefined)
+    api.get(
+      '/api/v1/heartbeats',
+      {
+        schema: routeSchema(
+          { role: 'viewer' },
+          {
+            operationId: 'getHeartbeats',
+            summary: "Each node's newest heartbeat as the failure detector saw it",
+            tags: ['nodes'],
+            description:
+              "Each node's newest heartbeat as the control plane saw it (the stored `lastHeartbeatAt` of `GET /nodes` is written only every 10 s), with the silences it judges nodes by: suspect after `suspectAfterMs`, `down` after the node's `timeoutMs`.",
+            response: { 200: jsonResponse(NodeLivenessSchema, 'The heartbeats.') },
+          },
+        ),
+        config: { access: { role: 'viewer' } },
+      },
+      async () => liveness(),
+    );
 
   const root = options.webRoot ?? defaultWebRoot;
   const built = (): boolean => existsSync(`${root}/index.html`);
@@ -251,13 +342,9 @@ export async function registerWebRoutes(
       !path.startsWith('/assets/') &&
       path !== '/metrics';
     if (!isPage)
-      return reply.status(404).send({
-        error: {
-          code: 'UNKNOWN_ID',
-          message: `no route ${request.method} ${path}`,
-          where: { path },
-        },
-      });
+      return reply
+        .status(404)
+        .send(errorBody('UNKNOWN_ID', `no route ${request.method} ${path}`, { path }));
     if (!built())
       return reply
         .status(503)

@@ -1,3 +1,5 @@
+import type { ErrorBody, StreamTicket } from './types.ts';
+
 /** An error answer of the API (`{error: {code, message, where}}`), or no answer at all. */
 export class ApiError extends Error {
   readonly status: number;
@@ -35,9 +37,10 @@ async function failure(response: Response): Promise<ApiError> {
   let code = response.status === 401 ? 'UNAUTHORIZED' : 'HTTP_' + String(response.status);
   let message = `${response.status} ${response.statusText}`;
   try {
-    const body = (await response.json()) as { error?: { code?: string; message?: string } };
-    if (body.error?.code !== undefined) code = body.error.code;
-    if (body.error?.message !== undefined) message = body.error.message;
+    // A proxy's page or an empty body is not an ErrorBody: each part is checked as it is read.
+    const body = (await response.json()) as Partial<ErrorBody> | null;
+    if (typeof body?.error?.code === 'string') code = body.error.code;
+    if (typeof body?.error?.message === 'string') message = body.error.message;
   } catch {
     // not JSON: keep the status line
   }
@@ -105,7 +108,7 @@ export function createClient(token: string, onUnauthorized: () => void): ApiClie
         token,
         onUnauthorized,
       );
-      const { ticket } = (await r.json()) as { ticket: string };
+      const { ticket } = (await r.json()) as StreamTicket;
       const query = new URLSearchParams({ ticket });
       for (const [k, v] of Object.entries(params)) if (v !== undefined) query.set(k, String(v));
       return `/api/v1/stream?${query.toString()}`;

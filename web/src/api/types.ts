@@ -1,135 +1,82 @@
-// The shapes the control plane's public API serves (docs/control-protocol.md). The dashboard
-// keeps its own copy: it talks to the server only over HTTP, like any other client.
+// The shapes the control plane's public API serves, named for the views. Every type here comes
+// from ./openapi.ts, which openapi-typescript generates from the live OpenAPI document (whose
+// schemas are the ones the server serializes with): the dashboard talks to the server only over
+// HTTP, like any other client, and writes none of the API's types by hand.
+import type { components, operations } from './openapi.ts';
 
-export type DeviceHealth = 'ok' | 'degraded' | 'failed';
+type Schemas = components['schemas'];
 
-export interface Device {
-  readonly index: number;
-  readonly kind: 'cpu' | 'nvidia' | 'amd';
-  readonly model: string;
-  readonly memoryBytes: number;
-  readonly health: DeviceHealth;
+/** The JSON body of an operation's answer with `status`. */
+export type ResponseOf<
+  O extends keyof operations,
+  S extends keyof operations[O]['responses'] = 200 & keyof operations[O]['responses'],
+> = operations[O]['responses'][S] extends {
+  readonly content: { readonly 'application/json': infer B };
 }
+  ? B
+  : never;
 
-export type NodeState = 'ready' | 'cordoned' | 'down' | 'left';
+export type ClusterNode = Schemas['Node'];
+export type NodeState = ClusterNode['state'];
+export type Device = ClusterNode['devices'][number];
+export type DeviceHealth = Device['health'];
+export type ProbeResult = NonNullable<NonNullable<ClusterNode['health']>['probes']>[number];
 
-export interface ProbeResult {
-  readonly name: string;
-  readonly ok: boolean;
-  readonly message?: string;
-}
-
-export interface ClusterNode {
-  readonly id: string;
-  readonly name: string;
-  readonly state: NodeState;
-  readonly role: 'worker' | 'spare';
-  readonly labels: Readonly<Record<string, string | undefined>>;
-  readonly devices: readonly Device[];
-  readonly hostMemoryBytes: number;
-  readonly host: string | null;
-  readonly joinedAt: number;
-  readonly lastHeartbeatAt: number | null;
-  readonly health: { readonly probes?: readonly ProbeResult[] } | null;
-}
-
-export type JobState =
-  'queued' | 'scheduled' | 'running' | 'recovering' | 'succeeded' | 'failed' | 'cancelled';
+export type Job = Schemas['Job'];
+export type JobState = Job['state'];
+export type JobSpec = Job['spec'];
+export type RankPlacement = NonNullable<Job['placement']>[number];
+export type JobDetail = Schemas['JobDetail'];
+export type CheckpointEntry = Schemas['CheckpointEntry'];
+export type CheckpointLevel = CheckpointEntry['level'];
 
 export const terminalJobStates: readonly JobState[] = ['succeeded', 'failed', 'cancelled'];
 
-export interface RankPlacement {
-  readonly rank: number;
-  readonly nodeId: string;
-  readonly localRank: number;
-}
+/** An event of the log; `data` holds what its kind says. */
+export type CubeEvent = Schemas['Event'];
+export type EventKind = CubeEvent['kind'];
 
-export interface JobSpec {
-  readonly name: string;
-  readonly command: readonly string[];
-  readonly ranks: { readonly nodes: number; readonly devicesPerNode: number };
-  readonly deviceType: string;
-  readonly priority: number;
-  readonly checkpoint: { readonly everySteps: number; readonly l3Every: number };
-}
-
-export interface Job {
-  readonly id: string;
-  readonly spec: JobSpec;
-  readonly state: JobState;
-  readonly attempt: number;
-  readonly restarts: number;
-  readonly placement: readonly RankPlacement[] | null;
-  readonly placementExplanation: readonly string[];
-  readonly reason: string | null;
-  readonly createdAt: number;
-  readonly updatedAt: number;
-  readonly startedAt: number | null;
-  readonly endedAt: number | null;
-}
-
-export type CheckpointLevel = 'L1' | 'L2' | 'L3';
-
-export interface CheckpointEntry {
-  readonly step: number;
-  readonly level: CheckpointLevel;
-  /** Epoch ms. */
-  readonly at: number;
-}
-
-export interface JobDetail extends Job {
-  readonly checkpoints: readonly CheckpointEntry[];
-}
-
-export interface CubeEvent {
-  readonly id: number;
-  /** ISO time. */
-  readonly at: string;
-  readonly kind: string;
-  readonly jobId?: string | null;
-  readonly nodeId?: string | null;
-  readonly rank?: number | null;
-  readonly attempt?: number | null;
-  readonly data: Readonly<Record<string, unknown>>;
-}
+// Every kind once: a kind the server adds and this list lacks fails the dashboard's typecheck.
+const kinds: Record<EventKind, true> = {
+  'job-submitted': true,
+  'job-scheduled': true,
+  'job-waiting': true,
+  'rank-launched': true,
+  'rank-running': true,
+  'rank-exited': true,
+  'job-running': true,
+  'checkpoint-committed': true,
+  'fault-detected': true,
+  'node-cordoned': true,
+  'node-uncordoned': true,
+  'spare-taken': true,
+  'job-restarting': true,
+  straggler: true,
+  'job-restored': true,
+  'job-resumed': true,
+  'job-succeeded': true,
+  'job-failed': true,
+  'job-cancelled': true,
+  'node-joined': true,
+  'node-down': true,
+  'node-up': true,
+};
 
 /** Every event kind of the log (the stream names each event by its kind). */
-export const eventKinds: readonly string[] = [
-  'job-submitted',
-  'job-scheduled',
-  'job-waiting',
-  'rank-launched',
-  'rank-running',
-  'rank-exited',
-  'job-running',
-  'checkpoint-committed',
-  'fault-detected',
-  'node-cordoned',
-  'node-uncordoned',
-  'spare-taken',
-  'job-restarting',
-  'straggler',
-  'job-restored',
-  'job-resumed',
-  'job-succeeded',
-  'job-failed',
-  'job-cancelled',
-  'node-joined',
-  'node-down',
-  'node-up',
-];
+export const eventKinds = Object.keys(kinds) as readonly EventKind[];
 
 /** One step of one attempt of a job, combined over ranks (`GET /jobs/{id}/series`). */
-export interface SeriesPoint {
-  readonly attempt: number;
-  readonly step: number;
-  /** Epoch ms. */
-  readonly at: number;
-  readonly loss: number | null;
-  readonly tokensPerS: number | null;
-  readonly ranks: number;
-}
+export type SeriesPoint = Schemas['SeriesPoint'];
+export type LatestPoint = Schemas['LatestPoint'];
 
-export interface LatestPoint extends SeriesPoint {
-  readonly jobId: string;
-}
+/** The answers of the calls the views make, by operation. */
+export type JobList = ResponseOf<'listJobs'>;
+export type NodeList = ResponseOf<'listNodes'>;
+export type EventList = ResponseOf<'listEvents'>;
+export type JobSeries = ResponseOf<'getJobSeries'>;
+export type LatestProgress = ResponseOf<'listLatestProgress'>;
+export type StreamTicket = ResponseOf<'createStreamTicket', 201>;
+export type PlanOptions = ResponseOf<'getPlanOptions'>;
+export type PlanResult = ResponseOf<'planJob'>;
+export type SimulationReport = ResponseOf<'simulateJob'>;
+export type ErrorBody = Schemas['ErrorBody'];

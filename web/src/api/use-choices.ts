@@ -1,28 +1,13 @@
 import { useClient } from './client-context.tsx';
+import type { PlanOptions } from './types.ts';
 import { useResource, type Resource } from './use-resource.ts';
 
-/** A model the planner takes (`GET /plan/options`). */
-export interface ModelChoice {
-  readonly id: string;
-  readonly family: string | null;
-  readonly name: string;
-  readonly params: number;
-  readonly activeParams: number;
-}
-
+/** The models and accelerators the planner takes (`GET /plan/options`). */
+export type Choices = PlanOptions;
+/** A model the planner takes. */
+export type ModelChoice = Choices['models'][number];
 /** An accelerator of the catalog. */
-export interface AcceleratorChoice {
-  readonly id: string;
-  readonly vendor: string;
-  readonly name: string;
-  readonly memoryGiB: number;
-  readonly bf16Tflops: number | null;
-}
-
-export interface Choices {
-  readonly models: readonly ModelChoice[];
-  readonly accelerators: readonly AcceleratorChoice[];
-}
+export type AcceleratorChoice = Choices['accelerators'][number];
 
 /** The models and accelerators to choose from. */
 export function useChoices(): Resource<Choices> {

@@ -1,11 +1,6 @@
 import { useEffect, useState } from 'react';
 import { useClient } from './client-context.tsx';
-import type { SeriesPoint } from './types.ts';
-
-interface SeriesAnswer {
-  readonly attempt: number;
-  readonly points: readonly SeriesPoint[];
-}
+import type { JobSeries, SeriesPoint } from './types.ts';
 
 /**
  * A job's curve, one point per (attempt, step), followed while `follow` is true: each poll
@@ -34,7 +29,7 @@ export function useSeries(
       const query =
         last === undefined ? '' : `?attempt=${last.attempt}&after=${Math.max(0, last.step - 1)}`;
       try {
-        const answer = await client.get<SeriesAnswer>(
+        const answer = await client.get<JobSeries>(
           `/jobs/${encodeURIComponent(jobId)}/series${query}`,
           { signal: controller.signal },
         );
