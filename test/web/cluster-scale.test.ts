@@ -50,7 +50,8 @@ before(async () => {
       await post('/agents/join', {
         joinToken: cp.tokens.joinToken,
         name: `gpu-${String(i).padStart(3, '0')}`,
-        labels: { superNode: `sn${sn}`, server: `srv${String(i).padStart(3, '0')}` },
+        // The super-nodes sit behind one optical circuit switch (the `ocs` label says so).
+        labels: { superNode: `sn${sn}`, server: `srv${String(i).padStart(3, '0')}`, ocs: 'ocs0' },
         devices: Array.from({ length: GPUS }, (_, index) => ({
           index,
           kind: 'nvidia',
@@ -97,6 +98,11 @@ test('1,024 devices are drawn as super-node groups with a cell per device, spare
     .nth(SUPER_NODES - 1)
     .waitFor({ timeout: 30_000 });
   assert.equal(await page.locator('.react-flow__edge').count(), SUPER_NODES);
+  assert.equal(await page.locator('.topo-fabric[data-ocs="ocs0"]').count(), 1);
+  assert.match(
+    (await page.locator('.topo-fabric').textContent()) ?? '',
+    new RegExp(`links ${SUPER_NODES} super-nodes`),
+  );
   assert.equal(
     await page.locator('.react-flow .cell').count(),
     SUPER_NODES * SERVERS_PER_SUPER_NODE * GPUS,

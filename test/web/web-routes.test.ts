@@ -16,6 +16,7 @@ import { registerWebRoutes, seriesOf } from '../../src/control/server/web-routes
 import { defaultCluster } from '../../src/hardware/index.ts';
 import { planJob } from '../../src/plan/index.ts';
 import { getModel } from '../../src/zoo/index.ts';
+import { until } from '../support/test-cluster.ts';
 
 let dataDir: string;
 let cp: ControlPlane;
@@ -309,4 +310,62 @@ test('a plan past its time limit is stopped, and the worker serves the next one 
   } finally {
     await compute.close();
   }
+});
+
+test('heartbeats answer the failure detector’s last sight of each node, fresher than the stored time', async () => {
+  const joined = await fetch(`${cp.url}/api/v1/agents/join`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      joinToken: cp.tokens.joinToken,
+      name: 'beating',
+      labels: {},
+      devices: [{ index: 0, kind: 'cpu', model: 'cpu', memoryBytes: 2 ** 30, health: 'ok' }],
+      hostMemoryBytes: 2 ** 32,
+    }),
+  }).then((r) => r.json() as Promise<{ nodeId: string; credential: string }>);
+  const heartbeat = async (): Promise<void> => {
+    const beat = await fetch(`${cp.url}/api/v1/agents/${joined.nodeId}/heartbeat`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${joined.credential}`,
+      },
+      body: JSON.stringify({ ranks: [] }),
+    });
+    assert.equal(beat.status, 200, await beat.text());
+  };
+  const storedAt = async (): Promise<number | null> => {
+    const nodes = (await call('GET', '/api/v1/nodes')).json.nodes as {
+      id: string;
+      lastHeartbeatAt: number | null;
+    }[];
+    return nodes.find((n) => n.id === joined.nodeId)?.lastHeartbeatAt ?? null;
+  };
+  // The first heartbeat goes to the store with the next batch; the next batch is 10 s later.
+  const joinedAt = await storedAt();
+  await heartbeat();
+  await until('the first heartbeat stored', 10_000, async () =>
+    (await storedAt()) !== joinedAt ? true : null,
+  );
+  await new Promise((r) => setTimeout(r, 1200));
+  await heartbeat();
+  const sentAt = Date.now();
+  const { status, json } = await call('GET', '/api/v1/heartbeats');
+  assert.equal(status, 200);
+  const answer = json as unknown as {
+    now: number;
+    suspectAfterMs: number;
+    nodes: { nodeId: string; lastSeenAt: number; timeoutMs: number }[];
+  };
+  // The control plane's defaults: 1 s heartbeats, suspect after 2.5 of them.
+  assert.equal(answer.suspectAfterMs, 2500);
+  const mine = answer.nodes.find((n) => n.nodeId === joined.nodeId);
+  assert.ok(mine !== undefined);
+  assert.equal(mine.timeoutMs, 600_000);
+  assert.ok(Math.abs(mine.lastSeenAt - sentAt) < 1000, `${mine.lastSeenAt} vs ${sentAt}`);
+  assert.ok(answer.now >= mine.lastSeenAt);
+  // The stored time waits for its 10 s batch: read as an age, it would call this node silent.
+  const stored = (await storedAt()) ?? 0;
+  assert.ok(stored < mine.lastSeenAt - 1000, `stored ${stored}, seen ${mine.lastSeenAt}`);
 });

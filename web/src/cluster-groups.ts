@@ -12,6 +12,11 @@ export interface ServerGroup {
 export interface SuperNodeGroup {
   readonly name: string;
   readonly pod: string | null;
+  /**
+   * The optical circuit switch that links it to other super-nodes (its nodes' `ocs` label), or
+   * null: nothing in what the control plane reports says it has one, so none is drawn.
+   */
+  readonly ocs: string | null;
   readonly servers: readonly ServerGroup[];
   readonly devices: number;
 }
@@ -25,19 +30,23 @@ function byName(a: { name: string }, b: { name: string }): number {
 
 /**
  * Groups the cluster's nodes the way the hardware is built: super-node, then server, from
- * the node labels (`superNode`, `server`, `pod`). A node without a `server` label is its own
- * server; nodes that have left (replaced by a newer node of the same name) are not shown.
+ * the node labels (`superNode`, `server`, `pod`, `ocs`). A node without a `server` label is its
+ * own server; nodes that have left (replaced by a newer node of the same name) are not shown.
  */
 export function groupCluster(nodes: readonly ClusterNode[]): SuperNodeGroup[] {
-  const superNodes = new Map<string, { pod: string | null; servers: Map<string, ClusterNode[]> }>();
+  const superNodes = new Map<
+    string,
+    { pod: string | null; ocs: string | null; servers: Map<string, ClusterNode[]> }
+  >();
   for (const node of nodes) {
     if (node.state === 'left') continue;
     const sn = node.labels.superNode ?? ungrouped;
     let group = superNodes.get(sn);
     if (group === undefined) {
-      group = { pod: node.labels.pod ?? null, servers: new Map() };
+      group = { pod: node.labels.pod ?? null, ocs: null, servers: new Map() };
       superNodes.set(sn, group);
     }
+    group.ocs ??= node.labels.ocs ?? null;
     const server = node.labels.server ?? node.name;
     const list = group.servers.get(server) ?? [];
     list.push(node);
@@ -55,6 +64,7 @@ export function groupCluster(nodes: readonly ClusterNode[]): SuperNodeGroup[] {
       return {
         name,
         pod: g.pod,
+        ocs: g.ocs,
         servers,
         devices: servers.reduce((n, s) => n + s.devices, 0),
       };

@@ -1163,21 +1163,53 @@ export class Orchestrator {
     return (downs.at(-1)?.data as { wasCordoned?: unknown } | undefined)?.wasCordoned === true;
   }
 
+  /** A node's heartbeat timeout: the control plane's, or shorter where a job on it asks. */
+  #heartbeatTimeoutMs(nodeId: string, active: readonly Job[]): number {
+    return Math.min(
+      this.#o.heartbeatTimeoutMs ?? 5000,
+      ...active
+        .filter((j) => j.placement?.some((r) => r.nodeId === nodeId) === true)
+        .map((j) => j.spec.faults.heartbeatTimeoutSeconds * 1000),
+    );
+  }
+
+  /** A node's last sign of life; after a control-plane restart, a full timeout from then. */
+  #lastSignMs(node: Node): number {
+    return this.#lastSeen.get(node.id) ?? Math.max(this.#startedMs, node.lastHeartbeatAt ?? 0);
+  }
+
+  /**
+   * Each node's last sign of life as this process saw it (the stored `lastHeartbeatAt` is
+   * written only every 10 s) and the silences it judges it by: suspect after 2.5 heartbeat
+   * intervals, `down` after its timeout. The dashboard's node list shows these, not its own
+   * rule. `now` is this process's clock, for clients whose clock differs.
+   */
+  async liveness(): Promise<{
+    readonly now: number;
+    readonly suspectAfterMs: number;
+    readonly nodes: { nodeId: string; lastSeenAt: number; timeoutMs: number }[];
+  }> {
+    const active = await this.#o.store.listJobs({ states: ['scheduled', 'running', 'recovering'] });
+    const nodes = (await this.#o.store.listNodes()).filter((n) => n.state !== 'left');
+    return {
+      now: this.#now(),
+      suspectAfterMs: 2.5 * (this.#o.heartbeatIntervalMs ?? 1000),
+      nodes: nodes.map((n) => ({
+        nodeId: n.id,
+        lastSeenAt: this.#lastSignMs(n),
+        timeoutMs: this.#heartbeatTimeoutMs(n.id, active),
+      })),
+    };
+  }
+
   async #detectSilentNodes(): Promise<void> {
     const now = this.#now();
     const active = await this.#o.store.listJobs({ states: ['scheduled', 'running', 'recovering'] });
     const down: { id: string; why: string; last: number }[] = [];
     for (const node of await this.#o.store.listNodes()) {
       if (node.state !== 'ready' && node.state !== 'cordoned') continue;
-      const timeoutMs = Math.min(
-        this.#o.heartbeatTimeoutMs ?? 5000,
-        ...active
-          .filter((j) => j.placement?.some((r) => r.nodeId === node.id) === true)
-          .map((j) => j.spec.faults.heartbeatTimeoutSeconds * 1000),
-      );
-      // After a control-plane restart every node gets a full timeout to check in again.
-      const last =
-        this.#lastSeen.get(node.id) ?? Math.max(this.#startedMs, node.lastHeartbeatAt ?? 0);
+      const timeoutMs = this.#heartbeatTimeoutMs(node.id, active);
+      const last = this.#lastSignMs(node);
       if (now - last <= timeoutMs) continue;
       await this.#updateNode(node, { state: 'down' }, [
         {
@@ -1351,6 +1383,9 @@ export class Orchestrator {
       let placement = [...(job.placement ?? [])];
       const nodes = await this.#o.store.listNodes();
       const events: NewEvent[] = [];
+      // What this attempt changes, for its placement explanation (the first attempt's lines
+      // alone would describe a placement that no longer holds).
+      const changes: string[] = [];
       let waitReason: string | null = null;
       for (const failedNodeId of rt.recovery.failedNodeIds) {
         if (!placement.some((p) => p.nodeId === failedNodeId)) continue;
@@ -1370,6 +1405,7 @@ export class Orchestrator {
         placement = placement.map((p) =>
           p.nodeId === failedNodeId ? { ...p, nodeId: replacement.nodeId } : p,
         );
+        changes.push(replacement.explanation);
         if (replacement.source === 'spare') {
           const spare = nodes.find((n) => n.id === replacement.nodeId);
           if (spare !== undefined)
@@ -1415,9 +1451,15 @@ export class Orchestrator {
       }
       const attempt = job.attempt + 1;
       this.#o.outbox.dropJob(job.id, attempt);
+      const placementExplanation = [
+        ...(changes.length === 0
+          ? [`attempt ${attempt}: restarts on the nodes of attempt ${job.attempt} (none was lost)`]
+          : changes.map((c) => `attempt ${attempt}: ${c}`)),
+        ...job.placementExplanation,
+      ];
       const relaunched = await this.#updateJob(
         job,
-        { state: 'scheduled', attempt, placement, reason: null },
+        { state: 'scheduled', attempt, placement, placementExplanation, reason: null },
         [...events, { kind: 'job-scheduled', jobId: job.id, attempt, data: { placement } }],
       );
       const recoveringSince = rt.recoveringSinceMs;

@@ -69,35 +69,55 @@ export function superNodeBox(group: SuperNodeGroup, aspect = 0.8): SuperNodeBox 
   };
 }
 
+/** An optical circuit switch and the super-nodes (indices into the groups) it links. */
+export interface FabricBox {
+  readonly name: string;
+  readonly x: number;
+  readonly y: number;
+  readonly width: number;
+  readonly height: number;
+  readonly superNodes: readonly number[];
+}
+
 /** Positions of the drawing's top-level boxes (top-left corners). */
 export interface TopologyLayout {
-  readonly fabric: { x: number; y: number; width: number; height: number } | null;
+  readonly fabrics: readonly FabricBox[];
   readonly superNodes: readonly { x: number; y: number; box: SuperNodeBox }[];
 }
 
 export const fabricSize = { width: 220, height: 44 };
 
 /**
- * Lays out the super-nodes under the optical circuit switch that joins them (dagre, top to
- * bottom). With a single super-node there is no fabric to draw. Super-nodes go in rows of
- * at most `perRow`, each row one rank below the last, so a cluster of many super-nodes
- * stays a readable block instead of one very wide row.
+ * Lays out the super-nodes (dagre, top to bottom) under the optical circuit switches that
+ * link them. A switch is drawn only where the nodes say they sit behind one (their `ocs`
+ * label): super-node labels alone (a local `cube up` cluster has two) say nothing about the
+ * fabric between them. Super-nodes go in rows of at most `perRow`, each row one rank below
+ * the last, so a cluster of many super-nodes stays a readable block instead of one very wide
+ * row.
  */
 export function layoutTopology(groups: readonly SuperNodeGroup[], perRow = 4): TopologyLayout {
-  // One super-node fills the view on its own: lay it out wide. Several sit side by side
-  // under the switch: each a little taller than wide, so the row is not a thin strip.
+  // One super-node fills the view on its own: lay it out wide. Several sit side by side:
+  // each a little taller than wide, so the row is not a thin strip.
   const boxes = groups.map((g) => superNodeBox(g, groups.length === 1 ? 2.5 : 0.8));
-  const withFabric = groups.length > 1;
+  const switches = new Map<string, number[]>();
+  groups.forEach((group, i) => {
+    if (group.ocs === null) return;
+    const linked = switches.get(group.ocs) ?? [];
+    linked.push(i);
+    switches.set(group.ocs, linked);
+  });
+  const fabricIds = [...switches.keys()].sort();
   const g = new Graph();
   g.setGraph({ rankdir: 'TB', nodesep: 40, ranksep: 60, marginx: 10, marginy: 10 });
   g.setDefaultEdgeLabel(() => ({}));
-  if (withFabric) g.setNode('fabric', { ...fabricSize });
+  fabricIds.forEach((_, f) => g.setNode(`fabric${f}`, { ...fabricSize }));
   boxes.forEach((box, i) => {
     g.setNode(`sn${i}`, { width: box.width, height: box.height });
     const row = Math.floor(i / perRow);
+    const ocs = groups[i]?.ocs ?? null;
     // Rows below the first hang under the super-node above them, which keeps columns.
     if (row === 0) {
-      if (withFabric) g.setEdge('fabric', `sn${i}`);
+      if (ocs !== null) g.setEdge(`fabric${fabricIds.indexOf(ocs)}`, `sn${i}`);
     } else g.setEdge(`sn${i - perRow}`, `sn${i}`, { minlen: 1 });
   });
   // Keep super-nodes in name order, left to right, within each row.
@@ -110,7 +130,12 @@ export function layoutTopology(groups: readonly SuperNodeGroup[], perRow = 4): T
     return { x: n.x - n.width / 2, y: n.y - n.height / 2 };
   };
   return {
-    fabric: withFabric ? { ...topLeft('fabric'), ...fabricSize } : null,
+    fabrics: fabricIds.map((name, f) => ({
+      name,
+      ...topLeft(`fabric${f}`),
+      ...fabricSize,
+      superNodes: switches.get(name) ?? [],
+    })),
     superNodes: boxes.map((box, i) => ({ ...topLeft(`sn${i}`), box })),
   };
 }

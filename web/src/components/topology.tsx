@@ -21,11 +21,13 @@ interface SuperNodeData extends Record<string, unknown> {
   readonly group: SuperNodeGroup;
   readonly box: SuperNodeBox;
   readonly ranks: RankMap | null;
+  readonly late: ReadonlySet<string>;
   readonly selected: string | null;
   readonly onSelect: ((nodeId: string) => void) | null;
 }
 
 interface FabricData extends Record<string, unknown> {
+  readonly name: string;
   readonly superNodes: number;
 }
 
@@ -33,10 +35,11 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-function nodeClass(node: ClusterNode, selected: string | null): string {
+function nodeClass(node: ClusterNode, selected: string | null, late: boolean): string {
   return [
     'topo-node',
     `node-${node.state}`,
+    late ? 'node-late' : '',
     node.role === 'spare' ? 'node-spare' : '',
     node.id === selected ? 'node-selected' : '',
   ].join(' ');
@@ -45,17 +48,25 @@ function nodeClass(node: ClusterNode, selected: string | null): string {
 function NodeCells(props: {
   node: ClusterNode;
   ranks: RankMap | null;
+  late: boolean;
   selected: string | null;
   onSelect: ((nodeId: string) => void) | null;
 }) {
-  const { node, ranks, selected, onSelect } = props;
+  const { node, ranks, late, selected, onSelect } = props;
   const placed = ranks?.get(node.id);
-  const flag =
-    node.role === 'spare' ? 'spare' : node.state === 'ready' ? null : node.state.toUpperCase();
+  const flag = late
+    ? 'LATE'
+    : node.role === 'spare'
+      ? 'spare'
+      : node.state === 'ready'
+        ? null
+        : node.state.toUpperCase();
   return (
     <div
-      className={nodeClass(node, selected)}
-      title={`${node.name}: ${node.state}${node.role === 'spare' ? ', hot spare' : ''}`}
+      className={nodeClass(node, selected, late)}
+      title={`${node.name}: ${node.state}${late ? ', heartbeats late' : ''}${
+        node.role === 'spare' ? ', hot spare' : ''
+      }`}
       data-node={node.name}
       onClick={onSelect === null ? undefined : () => onSelect(node.id)}
     >
@@ -82,7 +93,7 @@ function NodeCells(props: {
 }
 
 function SuperNodeView(props: NodeProps<Node<SuperNodeData, 'superNode'>>) {
-  const { group, box, ranks, selected, onSelect } = props.data;
+  const { group, box, ranks, late, selected, onSelect } = props.data;
   return (
     <div
       className="topo-supernode"
@@ -112,6 +123,7 @@ function SuperNodeView(props: NodeProps<Node<SuperNodeData, 'superNode'>>) {
                 key={node.id}
                 node={node}
                 ranks={ranks}
+                late={late.has(node.id)}
                 selected={selected}
                 onSelect={onSelect}
               />
@@ -125,19 +137,21 @@ function SuperNodeView(props: NodeProps<Node<SuperNodeData, 'superNode'>>) {
 
 function FabricView(props: NodeProps<Node<FabricData, 'fabric'>>) {
   return (
-    <div className="topo-fabric">
-      Optical circuit switch
-      <span>joins {props.data.superNodes} super-nodes</span>
+    <div className="topo-fabric" data-ocs={props.data.name}>
+      Optical circuit switch {props.data.name}
+      <span>links {plural(props.data.superNodes, 'super-node')}</span>
       <Handle type="source" position={Position.Bottom} isConnectable={false} />
     </div>
   );
 }
 
+const noneLate: ReadonlySet<string> = new Set();
+
 const nodeTypes = { superNode: memo(SuperNodeView), fabric: memo(FabricView) };
 
 /**
- * The cluster as built: super-nodes as boxes under the optical circuit switch that joins
- * them, servers as boxes inside, and every device as a small cell coloured by health (grey
+ * The cluster as built: super-nodes as boxes (under the optical circuit switch that links
+ * them, when the nodes' `ocs` label names one), servers as boxes inside, and every device as a small cell coloured by health (grey
  * when its node is down). Spares and cordoned nodes are marked. With `ranks`, the devices a
  * job runs on carry their rank and the rest are dimmed. A thousand devices are a handful of
  * graph nodes, not a thousand.
@@ -145,11 +159,14 @@ const nodeTypes = { superNode: memo(SuperNodeView), fabric: memo(FabricView) };
 export function Topology(props: {
   nodes: readonly ClusterNode[];
   ranks?: RankMap;
+  /** Ids of nodes whose heartbeats are late (flagged until the control plane marks them down). */
+  late?: ReadonlySet<string>;
   selected?: string | null;
   onSelect?: (nodeId: string) => void;
   height?: number;
 }) {
   const { nodes, ranks = null, selected = null, onSelect = null, height = 460 } = props;
+  const late = props.late ?? noneLate;
   const groups = useMemo(() => groupCluster(nodes), [nodes]);
   const placed = useMemo(() => layoutTopology(groups), [groups]);
   const flow = useMemo(() => {
@@ -159,7 +176,7 @@ export function Topology(props: {
         id: `sn:${group.name}`,
         type: 'superNode',
         position: { x: at.x, y: at.y },
-        data: { group, box: at.box, ranks, selected, onSelect } satisfies SuperNodeData,
+        data: { group, box: at.box, ranks, late, selected, onSelect } satisfies SuperNodeData,
         // The size is known from the layout. Given here, xyflow need not measure the node
         // again each time the data changes (a node it has not measured stays hidden).
         width: at.box.width,
@@ -170,28 +187,32 @@ export function Topology(props: {
       };
     });
     const edges: Edge[] = [];
-    if (placed.fabric !== null) {
+    for (const fabric of placed.fabrics) {
+      const id = `ocs:${fabric.name}`;
       flowNodes.push({
-        id: 'fabric',
+        id,
         type: 'fabric',
-        position: { x: placed.fabric.x, y: placed.fabric.y },
-        data: { superNodes: groups.length } satisfies FabricData,
-        width: placed.fabric.width,
-        height: placed.fabric.height,
-        measured: { width: placed.fabric.width, height: placed.fabric.height },
+        position: { x: fabric.x, y: fabric.y },
+        data: { name: fabric.name, superNodes: fabric.superNodes.length } satisfies FabricData,
+        width: fabric.width,
+        height: fabric.height,
+        measured: { width: fabric.width, height: fabric.height },
         draggable: false,
         selectable: false,
       });
-      for (const group of groups)
-        edges.push({
-          id: `fabric-${group.name}`,
-          source: 'fabric',
-          target: `sn:${group.name}`,
-          className: 'topo-link',
-        });
+      for (const i of fabric.superNodes) {
+        const group = groups[i];
+        if (group !== undefined)
+          edges.push({
+            id: `${id}-${group.name}`,
+            source: id,
+            target: `sn:${group.name}`,
+            className: 'topo-link',
+          });
+      }
     }
     return { nodes: flowNodes, edges };
-  }, [groups, placed, ranks, selected, onSelect]);
+  }, [groups, placed, ranks, late, selected, onSelect]);
 
   return (
     <div
@@ -217,7 +238,8 @@ export function Topology(props: {
         <span className="cell health-ok" /> ok <span className="cell health-degraded" /> degraded{' '}
         <span className="cell health-failed" /> failed <span className="cell health-unknown" /> node
         down <span className="legend-box node-spare" /> hot spare{' '}
-        <span className="legend-box node-cordoned" /> cordoned
+        <span className="legend-box node-cordoned" /> cordoned{' '}
+        <span className="legend-box node-late" /> heartbeats late
         {ranks === null ? null : (
           <>
             {' '}

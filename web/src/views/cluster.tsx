@@ -1,6 +1,7 @@
 import { useCallback, useMemo, useState } from 'react';
 import { useClient } from '../api/client-context.tsx';
 import { useEventStream } from '../api/use-event-stream.ts';
+import { useHeartbeats } from '../api/use-heartbeats.ts';
 import { useResource } from '../api/use-resource.ts';
 import type { ClusterNode, CubeEvent } from '../api/types.ts';
 import { summarise } from '../cluster-groups.ts';
@@ -8,7 +9,9 @@ import { LiveBadge } from '../components/live-badge.tsx';
 import { StateBadge } from '../components/state-badge.tsx';
 import { Empty, ErrorBox, Loading, Panel } from '../components/states.tsx';
 import { Topology } from '../components/topology.tsx';
-import { ago, bytes } from '../format.ts';
+import { bytes, duration } from '../format.ts';
+import { nodeLiveness, type NodeLiveness } from '../node-liveness.ts';
+import { useNow } from '../use-now.ts';
 
 function Tile(props: { label: string; value: string; tone?: 'ok' | 'warn' | 'bad' }) {
   return (
@@ -19,13 +22,41 @@ function Tile(props: { label: string; value: string; tone?: 'ok' | 'warn' | 'bad
   );
 }
 
-function NodeDetail(props: { node: ClusterNode; now: number }) {
-  const { node, now } = props;
+/** The node's state as the list shows it: the control plane's, or `late` while it is silent. */
+function LivenessBadge(props: { node: ClusterNode; liveness: NodeLiveness }) {
+  const { node, liveness } = props;
+  if (liveness.shown !== 'late') return <StateBadge state={node.state} />;
+  const silent = duration((liveness.silentMs ?? 0) / 1000);
+  const limit = liveness.timeoutMs === null ? '' : `; down after ${liveness.timeoutMs / 1000} s`;
+  return (
+    <>
+      {node.state === 'ready' ? null : <StateBadge state={node.state} />}{' '}
+      <span
+        className="badge badge-late"
+        title={`the control plane holds it ${node.state} but has not heard from it for ${silent}${limit}`}
+      >
+        late
+      </span>
+    </>
+  );
+}
+
+/** How long ago its newest heartbeat was, with the timeout once it is late. */
+function heartbeatAge(liveness: NodeLiveness): string {
+  if (liveness.silentMs === null) return 'never';
+  const age = `${duration(liveness.silentMs / 1000)} ago`;
+  return liveness.shown === 'late' && liveness.timeoutMs !== null
+    ? `${age} (timeout ${liveness.timeoutMs / 1000} s)`
+    : age;
+}
+
+function NodeDetail(props: { node: ClusterNode; liveness: NodeLiveness }) {
+  const { node, liveness } = props;
   const probes = node.health?.probes ?? [];
   return (
     <div className="node-detail" data-testid="node-detail">
       <h3>
-        {node.name} <StateBadge state={node.state} />{' '}
+        {node.name} <LivenessBadge node={node} liveness={liveness} />{' '}
         {node.role === 'spare' ? <span className="badge badge-spare">hot spare</span> : null}
       </h3>
       <dl className="facts">
@@ -44,7 +75,7 @@ function NodeDetail(props: { node: ClusterNode; now: number }) {
         <dt>memory</dt>
         <dd>{bytes(node.hostMemoryBytes)}</dd>
         <dt>heartbeat</dt>
-        <dd>{ago(node.lastHeartbeatAt, now)}</dd>
+        <dd>{heartbeatAge(liveness)}</dd>
       </dl>
       <table className="table compact">
         <thead>
@@ -107,7 +138,20 @@ export function ClusterView() {
   const status = useEventStream(onEvent);
   const list = nodes.data;
   const summary = useMemo(() => (list === null ? null : summarise(list)), [list]);
-  const now = Date.now();
+  const { heartbeats } = useHeartbeats();
+  // Ages count up between fetches, so a silent node turns late on time.
+  const now = useNow(500);
+  // Kept per node list, not per tick: the topology lays out again only when they change.
+  const live = useMemo(() => (list ?? []).filter((n) => n.state !== 'left'), [list]);
+  const liveness = useMemo(
+    () => new Map(live.map((n) => [n.id, nodeLiveness(n, heartbeats, now)])),
+    [live, heartbeats, now],
+  );
+  const lateKey = live
+    .filter((n) => liveness.get(n.id)?.shown === 'late')
+    .map((n) => n.id)
+    .join(' ');
+  const lateIds = useMemo(() => new Set(lateKey === '' ? [] : lateKey.split(' ')), [lateKey]);
 
   if (list === null)
     return nodes.error === null ? (
@@ -115,8 +159,13 @@ export function ClusterView() {
     ) : (
       <ErrorBox what="the cluster" error={nodes.error} onRetry={nodes.reload} />
     );
-  const live = list.filter((n) => n.state !== 'left');
   const chosen = live.find((n) => n.id === selected) ?? null;
+  const late = lateIds.size;
+  // A late node is not counted ready, though the control plane still holds it so.
+  const lateReady = live.filter((n) => n.state === 'ready' && lateIds.has(n.id)).length;
+  const lateSpares = live.filter(
+    (n) => n.role === 'spare' && n.state === 'ready' && lateIds.has(n.id),
+  ).length;
 
   return (
     <div className="page" data-page="cluster">
@@ -136,21 +185,21 @@ export function ClusterView() {
       ) : (
         <>
           <div className="tiles">
-            <Tile label="nodes ready" value={`${summary.ready} / ${summary.nodes}`} />
+            <Tile label="nodes ready" value={`${summary.ready - lateReady} / ${summary.nodes}`} />
             <Tile
               label="cordoned"
               value={String(summary.cordoned)}
               tone={summary.cordoned > 0 ? 'warn' : 'ok'}
             />
             <Tile
-              label="down"
-              value={String(summary.down)}
-              tone={summary.down > 0 ? 'bad' : 'ok'}
+              label="down / late"
+              value={`${summary.down} / ${late}`}
+              tone={summary.down > 0 ? 'bad' : late > 0 ? 'warn' : 'ok'}
             />
             <Tile
               label="hot spares ready"
-              value={`${summary.sparesReady} / ${summary.spares}`}
-              tone={summary.sparesReady === 0 ? 'warn' : 'ok'}
+              value={`${summary.sparesReady - lateSpares} / ${summary.spares}`}
+              tone={summary.sparesReady - lateSpares === 0 ? 'warn' : 'ok'}
             />
             <Tile label="devices ok" value={`${summary.devicesOk} / ${summary.devices}`} />
             <Tile
@@ -161,7 +210,7 @@ export function ClusterView() {
           </div>
           <div className="split">
             <Panel title="Topology" className="grow">
-              <Topology nodes={live} selected={selected} onSelect={setSelected} />
+              <Topology nodes={live} late={lateIds} selected={selected} onSelect={setSelected} />
             </Panel>
             <Panel title={chosen === null ? 'Node' : 'Node'} className="side">
               {chosen === null ? (
@@ -169,7 +218,10 @@ export function ClusterView() {
                   Click a node in the topology or the list to see its devices and probes.
                 </Empty>
               ) : (
-                <NodeDetail node={chosen} now={now} />
+                <NodeDetail
+                  node={chosen}
+                  liveness={liveness.get(chosen.id) ?? nodeLiveness(chosen, heartbeats, now)}
+                />
               )}
             </Panel>
           </div>
@@ -187,31 +239,38 @@ export function ClusterView() {
                 </tr>
               </thead>
               <tbody>
-                {live.map((n) => (
-                  <tr
-                    key={n.id}
-                    className={n.id === selected ? 'row-selected' : undefined}
-                    onClick={() => setSelected(n.id)}
-                  >
-                    <td>{n.name}</td>
-                    <td>
-                      <StateBadge state={n.state} />
-                    </td>
-                    <td>
-                      {n.role === 'spare' ? (
-                        <span className="badge badge-spare">spare</span>
-                      ) : (
-                        'worker'
-                      )}
-                    </td>
-                    <td>{n.labels.superNode ?? '–'}</td>
-                    <td>{n.labels.server ?? '–'}</td>
-                    <td>
-                      {n.devices.filter((d) => d.health === 'ok').length} / {n.devices.length} ok
-                    </td>
-                    <td>{ago(n.lastHeartbeatAt, now)}</td>
-                  </tr>
-                ))}
+                {live.map((n) => {
+                  const l = liveness.get(n.id) ?? nodeLiveness(n, heartbeats, now);
+                  return (
+                    <tr
+                      key={n.id}
+                      className={n.id === selected ? 'row-selected' : undefined}
+                      onClick={() => setSelected(n.id)}
+                      data-node={n.name}
+                      data-shown-state={l.shown}
+                      data-silent-ms={l.silentMs === null ? undefined : Math.round(l.silentMs)}
+                      data-timeout-ms={l.timeoutMs ?? undefined}
+                    >
+                      <td>{n.name}</td>
+                      <td>
+                        <LivenessBadge node={n} liveness={l} />
+                      </td>
+                      <td>
+                        {n.role === 'spare' ? (
+                          <span className="badge badge-spare">spare</span>
+                        ) : (
+                          'worker'
+                        )}
+                      </td>
+                      <td>{n.labels.superNode ?? '–'}</td>
+                      <td>{n.labels.server ?? '–'}</td>
+                      <td>
+                        {n.devices.filter((d) => d.health === 'ok').length} / {n.devices.length} ok
+                      </td>
+                      <td>{heartbeatAge(l)}</td>
+                    </tr>
+                  );
+                })}
               </tbody>
             </table>
           </Panel>

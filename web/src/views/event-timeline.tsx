@@ -7,7 +7,14 @@ function tone(kind: string): string {
   if (kind === 'fault-detected' || kind === 'job-failed' || kind === 'node-down') return 'bad';
   if (kind === 'job-restarting' || kind === 'node-cordoned' || kind === 'spare-taken')
     return 'warn';
-  if (kind === 'job-restored' || kind === 'job-resumed' || kind === 'job-succeeded') return 'good';
+  if (
+    kind === 'job-restored' ||
+    kind === 'job-resumed' ||
+    kind === 'job-succeeded' ||
+    kind === 'node-up' ||
+    kind === 'node-uncordoned'
+  )
+    return 'good';
   if (kind === 'checkpoint-committed') return 'ckpt';
   return 'plain';
 }
@@ -28,24 +35,33 @@ function summary(e: CubeEvent, nodeName: (id: string) => string): string {
   return parts.join(' · ');
 }
 
+/** Hidden unless asked for: many at scale, and none of them a fault or a recovery. */
 const noisy = new Set(['rank-launched', 'rank-running', 'rank-exited', 'checkpoint-committed']);
 
 /**
- * A job's events in order, faults in red and recoveries in green. Per-rank and checkpoint
- * events (many at scale) are hidden unless asked for.
+ * Whether an event is in the default list: everything but per-rank and checkpoint events, so
+ * node events (`node-down`, `node-cordoned`, `node-up`, `node-uncordoned`, `node-joined`) are.
+ */
+export function shownByDefault(kind: string): boolean {
+  return !noisy.has(kind);
+}
+
+/**
+ * A job's events in order (with those of the nodes it ran on), faults in red and recoveries
+ * in green. Per-rank and checkpoint events (many at scale) are hidden unless asked for.
  */
 export function EventTimeline(props: {
   events: readonly CubeEvent[];
   nodeName: (id: string) => string;
 }) {
   const [all, setAll] = useState(false);
-  const shown = all ? props.events : props.events.filter((e) => !noisy.has(e.kind));
+  const shown = all ? props.events : props.events.filter((e) => shownByDefault(e.kind));
   return (
     <div className="events">
       <label className="check">
         <input type="checkbox" checked={all} onChange={(e) => setAll(e.target.checked)} /> show rank
         and checkpoint events (
-        {props.events.length - props.events.filter((e) => !noisy.has(e.kind)).length})
+        {props.events.length - props.events.filter((e) => shownByDefault(e.kind)).length})
       </label>
       {shown.length === 0 ? (
         <Empty>No events yet.</Empty>

@@ -1,4 +1,4 @@
-import { useCallback, useMemo, useState } from 'react';
+import { useCallback, useMemo, useRef, useState } from 'react';
 import { useClient } from '../api/client-context.tsx';
 import { useEventStream } from '../api/use-event-stream.ts';
 import { useResource } from '../api/use-resource.ts';
@@ -11,9 +11,11 @@ import { Topology, type RankMap } from '../components/topology.tsx';
 import { duration, si } from '../format.ts';
 import { ended, totalSteps, worldSize } from '../job-facts.ts';
 import { Link } from '../router.tsx';
+import { useCoalesced } from '../use-coalesced.ts';
 import { CheckpointTimeline } from './checkpoint-timeline.tsx';
 import { EventTimeline } from './event-timeline.tsx';
 import { jobMarkers, LossChart, ThroughputChart } from './job-charts.tsx';
+import { PlacementExplanation } from './placement-explanation.tsx';
 import { RankLogs } from './rank-logs.tsx';
 
 function Fact(props: { label: string; value: string; testId?: string }) {
@@ -23,6 +25,27 @@ function Fact(props: { label: string; value: string; testId?: string }) {
       <div className="tile-label">{props.label}</div>
     </div>
   );
+}
+
+/**
+ * Every node a job ran on, in any attempt: its placement now, the placements its
+ * `job-scheduled` events recorded, and the nodes its events name (a spare taken, a rank run).
+ */
+function nodesOfJob(
+  events: readonly CubeEvent[],
+  placement: readonly { readonly nodeId: string }[],
+): ReadonlySet<string> {
+  const ids = new Set(placement.map((p) => p.nodeId));
+  for (const e of events) {
+    if (e.nodeId != null && (e.kind === 'spare-taken' || e.kind.startsWith('rank-')))
+      ids.add(e.nodeId);
+    const placed = e.data.placement;
+    if (Array.isArray(placed))
+      for (const p of placed as unknown[])
+        if (typeof p === 'object' && p !== null && 'nodeId' in p && typeof p.nodeId === 'string')
+          ids.add(p.nodeId);
+  }
+  return ids;
 }
 
 /**
@@ -46,27 +69,89 @@ export function JobPage(props: { id: string }) {
     jobId: id,
     list: [],
   });
-  const { reload } = job;
+  // A burst of events (a replayed log, a thousand checkpoint commits) is one fetch, not one
+  // each: the job's detail carries every checkpoint.
+  const reload = useCoalesced(job.reload, 250);
+  // Events are taken in batches (one render per 100 ms, not one per event): a job's replayed
+  // log holds an event per checkpoint commit, thousands of them.
+  const pending = useRef<CubeEvent[]>([]);
+  const flush = useCoalesced(() => {
+    const batch = pending.current;
+    pending.current = [];
+    setEvents((s) => {
+      const list = s.jobId === id ? s.list : [];
+      const known = new Set(list.map((x) => x.id));
+      const fresh: CubeEvent[] = [];
+      for (const e of batch)
+        if (!known.has(e.id)) {
+          known.add(e.id);
+          fresh.push(e);
+        }
+      if (fresh.length === 0) return s;
+      const next = [...list, ...fresh];
+      if (next.some((e, i) => i > 0 && (next[i - 1]?.id ?? 0) > e.id))
+        next.sort((a, b) => a.id - b.id);
+      return { jobId: id, list: next };
+    });
+  }, 100);
   const onEvent = useCallback(
     (e: CubeEvent) => {
-      setEvents((s) => {
-        const list = s.jobId === id ? s.list : [];
-        if (list.some((x) => x.id === e.id)) return s;
-        const next = [...list, e];
-        if (next.length > 1 && (next.at(-2)?.id ?? 0) > e.id) next.sort((a, b) => a.id - b.id);
-        return { jobId: id, list: next };
-      });
+      if (e.jobId != null && e.jobId !== id) return;
+      pending.current.push(e);
+      flush();
       if (!e.kind.startsWith('rank-')) reload();
     },
-    [id, reload],
+    [id, flush, reload],
   );
   const status = useEventStream(onEvent, { job: id, after: 0 });
   const eventList = useMemo(() => (events.jobId === id ? events.list : []), [events, id]);
+
+  // A node's events (`node-down`, `node-cordoned`, `node-up`, ...) name no job, so the job's
+  // stream lacks them: a second stream of every event from the job's first one on keeps those
+  // of nodes the job ran on.
+  const [nodeEvents, setNodeEvents] = useState<{ jobId: string; list: CubeEvent[] }>({
+    jobId: id,
+    list: [],
+  });
+  const onNodeEvent = useCallback(
+    (e: CubeEvent) => {
+      if (!e.kind.startsWith('node-') || (e.jobId != null && e.jobId !== id)) return;
+      setNodeEvents((s) => {
+        const list = s.jobId === id ? s.list : [];
+        if (list.some((x) => x.id === e.id)) return s;
+        return { jobId: id, list: [...list, e] };
+      });
+      reload();
+    },
+    [id, reload],
+  );
+  const firstEventId = eventList[0]?.id ?? null;
+  useEventStream(onNodeEvent, {
+    after: Math.max(0, (firstEventId ?? 1) - 1),
+    enabled: firstEventId !== null,
+  });
 
   const detail = job.data;
   const running = detail !== null && !ended(detail.state);
   const series = useSeries(id, running);
   const markers = useMemo(() => jobMarkers(eventList, series.points), [eventList, series.points]);
+
+  const jobNodes = useMemo(
+    () => nodesOfJob(eventList, detail?.placement ?? []),
+    [eventList, detail?.placement],
+  );
+  const endedAt = detail?.endedAt ?? null;
+  const timeline = useMemo(() => {
+    const seen = new Set(eventList.map((e) => e.id));
+    const extra = (nodeEvents.jobId === id ? nodeEvents.list : []).filter(
+      (e) =>
+        !seen.has(e.id) &&
+        e.nodeId != null &&
+        jobNodes.has(e.nodeId) &&
+        (endedAt === null || Date.parse(e.at) <= endedAt),
+    );
+    return extra.length === 0 ? eventList : [...eventList, ...extra].sort((a, b) => a.id - b.id);
+  }, [eventList, nodeEvents, id, jobNodes, endedAt]);
 
   const nodeList = nodes.data;
   const ranks = useMemo<RankMap | null>(() => {
@@ -163,13 +248,13 @@ export function JobPage(props: { id: string }) {
       </div>
       <div className="grid-2">
         <Panel title="Events">
-          <EventTimeline events={eventList} nodeName={nodeName} />
+          <EventTimeline events={timeline} nodeName={nodeName} />
         </Panel>
         <Panel title="Checkpoints">
           <CheckpointTimeline checkpoints={detail.checkpoints} />
         </Panel>
       </div>
-      <Panel title="Placement">
+      <Panel title={`Placement of attempt ${detail.attempt}`}>
         {ranks === null ? (
           <Empty>Not placed yet{detail.reason === null ? '' : `: ${detail.reason}`}.</Empty>
         ) : nodeList === null ? (
@@ -181,13 +266,7 @@ export function JobPage(props: { id: string }) {
         ) : (
           <>
             <Topology nodes={nodeList} ranks={ranks} height={360} />
-            {detail.placementExplanation.length === 0 ? null : (
-              <ul className="explanation">
-                {detail.placementExplanation.map((line, i) => (
-                  <li key={i}>{line}</li>
-                ))}
-              </ul>
-            )}
+            <PlacementExplanation lines={detail.placementExplanation} attempt={detail.attempt} />
           </>
         )}
       </Panel>

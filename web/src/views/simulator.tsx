@@ -81,7 +81,7 @@ interface SimAnswer {
   readonly policies: readonly PolicyResult[];
 }
 
-/** Short names for the lost-time categories, so the bar labels do not run together. */
+/** Short names for the lost-time categories. */
 const lostNames: Readonly<Record<string, string>> = {
   checkpointStall: 'ckpt stall',
   checkpointInterference: 'ckpt slowdown',
@@ -283,7 +283,6 @@ export function SimulatorView() {
                 values={lost.map(([, v]) => v)}
                 unit="hours"
                 colour="#d6342c"
-                height={280}
               />
             </Panel>
           </div>
