@@ -127,6 +127,7 @@ const expectedRules: Record<string, string> = {
   'GET /api/v1/jobs/:id/series': 'viewer',
   'GET /api/v1/progress/latest': 'viewer',
   'GET /api/v1/nodes': 'viewer',
+  'GET /api/v1/heartbeats': 'viewer',
   'POST /api/v1/nodes/:id/cordon': 'admin',
   'POST /api/v1/nodes/:id/uncordon': 'admin',
   'POST /api/v1/nodes/:id/faults': 'admin',
