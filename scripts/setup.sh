@@ -3,8 +3,8 @@
 # lockfile; the project's Python environment (.venv/, PyTorch and the rest of
 # python/requirements.txt from PyPI) unless CUBE_PYTHON names one to reuse; the Debian packages
 # the tests use and the Chromium the dashboard's browser tests drive; and the test tools' Python
-# venv (.venv-tools/, schemathesis), each only when missing or stale; then the dashboard bundle
-# when stale.
+# venv (.venv-tools/, schemathesis), each only when missing or stale; then the compiled CLI
+# (dist/) and the dashboard bundle when stale.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,8 @@ done
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 # The dashboard's browser tests drive Debian's Chromium (never a downloaded browser build).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# The metrics tests check every /metrics Cube serves with Debian's promtool (package prometheus).
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
@@ -31,6 +33,13 @@ bash scripts/setup-python.sh
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
+fi
+
+# The compiled CLI (dist/, gitignored): bin/cube.js runs it while it is as new as src/, and the
+# TypeScript sources through tsx (slower, with a warning) when it is not. Rebuilt when stale.
+if ! node scripts/build.mjs --check 2>/dev/null; then
+  echo "setup: compiling src/ into dist/ (npm run build)"
+  npm run build --silent
 fi
 
 # Test tools from PyPI in their own virtual environment (gitignored): schemathesis fuzzes the

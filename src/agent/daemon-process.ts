@@ -15,6 +15,11 @@ import {
 import { backoffMs, sleep } from './sleep.ts';
 
 const cubeBin = fileURLToPath(new URL('../../bin/cube.js', import.meta.url));
+/**
+ * The child runs the CLI the way this process does: compiled when this module is dist/'s
+ * JavaScript, the sources through tsx when it is src/'s TypeScript (bin/cube.js, CUBE_CLI_FROM).
+ */
+const cubeFrom = import.meta.url.endsWith('.ts') ? 'src' : 'dist';
 /** Lines of the daemon's stderr kept to explain why it failed. */
 const tailLines = 20;
 /** A daemon that ran at least this long before dying restarts without a backoff penalty. */
@@ -209,6 +214,7 @@ export class CheckpointDaemonProcess {
     // Its own process group: a Ctrl-C at the agent's terminal reaches the agent, which stops the
     // daemon after its ranks, not the daemon first (which would look like a crash to restart).
     const child = spawn(process.execPath, args, {
+      env: { ...process.env, CUBE_CLI_FROM: cubeFrom },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       detached: true,
     });

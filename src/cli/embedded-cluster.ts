@@ -5,6 +5,11 @@ import { fileURLToPath } from 'node:url';
 import { CubeError } from '../core/index.ts';
 
 const cubeBin = fileURLToPath(new URL('../../bin/cube.js', import.meta.url));
+/**
+ * The child runs the CLI the way this process does: compiled when this module is dist/'s
+ * JavaScript, the sources through tsx when it is src/'s TypeScript (bin/cube.js, CUBE_CLI_FROM).
+ */
+const cubeFrom = import.meta.url.endsWith('.ts') ? 'src' : 'dist';
 
 /** One agent process of an embedded cluster. */
 export interface EmbeddedAgent {
@@ -97,6 +102,7 @@ export function launchAgent(agent: EmbeddedAgent, options: EmbeddedAgentsOptions
       : ['--probe-interval-ms', String(options.probeIntervalMs)]),
   ];
   const child = spawn(process.execPath, args, {
+    env: { ...process.env, CUBE_CLI_FROM: cubeFrom },
     stdio: ['ignore', log, log],
     detached: options.detached === true,
   });

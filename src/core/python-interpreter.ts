@@ -1,18 +1,20 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { z } from 'zod';
 import { CubeError } from './cube-error.ts';
 
 /** The checkout this file belongs to: src/core/ is two levels down. */
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
-// An empty CUBE_PYTHON counts as unset, as in scripts/setup.sh (`${CUBE_PYTHON:-}`), so that
-// `CUBE_PYTHON= cmd` means "the project's .venv" in both places.
-const cubePythonSchema = z
-  .string()
-  .optional()
-  .transform((value) => (value === undefined || value.trim() === '' ? undefined : value));
+/**
+ * CUBE_PYTHON, or undefined when unset. An empty one counts as unset, as in scripts/setup.sh
+ * (`${CUBE_PYTHON:-}`), so that `CUBE_PYTHON= cmd` means "the project's .venv" in both places.
+ * Plain code, not a Zod schema: an environment value is always a string, and core stays free of
+ * zod so that `cube hardware` does not pay ~70 ms of CPU to load it (bench/cli).
+ */
+function cubePython(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value;
+}
 
 export interface PythonInterpreterOptions {
   /** The environment to read `CUBE_PYTHON` from; `process.env` by default. */
@@ -30,7 +32,7 @@ export interface PythonInterpreterOptions {
  */
 export function pythonInterpreter(options: PythonInterpreterOptions = {}): string {
   const root = options.repoRoot ?? repoRoot;
-  const fromEnv = cubePythonSchema.parse((options.env ?? process.env)['CUBE_PYTHON']);
+  const fromEnv = cubePython((options.env ?? process.env)['CUBE_PYTHON']);
   if (fromEnv !== undefined) return fromEnv.includes('/') ? resolve(fromEnv) : fromEnv;
   const venvPython = join(root, '.venv', 'bin', 'python');
   if (existsSync(venvPython)) return venvPython;

@@ -1,8 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import { parseDocument } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import type { z } from 'zod';
 import { CubeError } from './cube-error.ts';
+
+// yaml is loaded on first use, not with core: most `cube` commands never parse YAML, and
+// loading it added ~40 ms of CPU to every call (bench/cli).
+const load = createRequire(import.meta.url);
+let yaml: typeof Yaml | null = null;
 
 /** Formats a Zod issue path as `servers[2].accelerator`. */
 export function formatIssuePath(path: readonly PropertyKey[]): string {
@@ -81,7 +87,8 @@ export function parseYamlText(text: string, options: { label: string; file?: str
   const { label } = options;
   const fileWhere = options.file === undefined ? {} : { file: options.file };
   // logLevel 'error': a hostile document's warnings (complex keys, ...) are not printed.
-  const doc = parseDocument(text, { prettyErrors: true, logLevel: 'error' });
+  yaml ??= load('yaml') as typeof Yaml;
+  const doc = yaml.parseDocument(text, { prettyErrors: true, logLevel: 'error' });
   const firstError = doc.errors[0];
   if (firstError !== undefined) {
     const pos = firstError.linePos?.[0];

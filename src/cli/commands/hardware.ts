@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
+// The catalog alone: the hardware barrel also loads the topology and its Zod schemas, which
+// `cube hardware` does not use and which cost every call ~70 ms of CPU (bench/cli).
 import {
   acceleratorToJson,
   getAccelerator,
   listAccelerators,
   standardServerOf,
-} from '../../hardware/index.ts';
+} from '../../hardware/catalog/index.ts';
 import type { Accelerator } from '../../hardware/index.ts';
 import { printJson, renderTable, type CliOutput } from '../output.ts';
 

@@ -14,7 +14,6 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { CubeError } from '../../core/index.ts';
-import { readAdminTokens } from '../../control/control-plane.ts';
 import { writeSecretFileSync } from '../../control/private-files.ts';
 import { startEmbeddedAgents } from '../embedded-cluster.ts';
 import { ApiClient } from '../api-client.ts';
@@ -107,6 +106,10 @@ async function waitForReady(
     const line = text.split('\n').find((l) => l.includes('"ready":true'));
     if (line !== undefined) {
       const ready = readyLineSchema.parse(JSON.parse(line));
+      // Loaded here, not with the module: the control plane's module brings its HTTP stack,
+      // SQLite and Kysely, which `cube up` (the server is another process) and `cube down` do
+      // not otherwise need (bench/cli).
+      const { readAdminTokens } = await import('../../control/control-plane.ts');
       return { url: ready.url, ...readAdminTokens(dirname(ready.tokensFile)) };
     }
     if (!alive(pid) || Date.now() > deadline)

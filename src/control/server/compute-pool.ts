@@ -3,7 +3,13 @@ import { CubeError } from '../../core/index.ts';
 import type { PlanInput, SimulateInput } from './compute-jobs.ts';
 import type { ComputeReply, ComputeRequest } from './compute-worker.ts';
 
-const entry = new URL('./compute-worker-entry.mjs', import.meta.url);
+// Compiled (dist/), the worker runs compute-worker.js as it is; from the sources, through an
+// entry that registers tsx first, since a worker does not inherit the loader bin/cube.js
+// registered through tsx's API.
+const entry = new URL(
+  import.meta.url.endsWith('.ts') ? './compute-worker-entry.mjs' : './compute-worker.js',
+  import.meta.url,
+);
 
 type Job = {
   readonly request: ComputeRequest;
