@@ -12,7 +12,7 @@ import {
   type Job,
   type Node,
 } from '../../control/model/index.ts';
-import { ApiClient } from '../api-client.ts';
+import { ApiClient, type JobDetail } from '../api-client.ts';
 import { checkRank, jobExitCode, JobEndedError, resolveJob, worldSize } from '../job-ref.ts';
 import {
   outputFormatOf,
@@ -165,11 +165,6 @@ export function formatEvent(e: Event): string {
         .join('')
     : '';
   return `${e.at.slice(11, 23)}  #${e.id}  ${e.kind}${where === '' ? '' : `  (${where})`}${data === '' ? '' : `  ${data}`}${blameLines}`;
-}
-
-interface JobDetail extends Job {
-  readonly checkpoints: readonly { step: number; level: string; at: number }[];
-  readonly lastProgress: { step: number; loss: number | null; tokensPerS: number | null } | null;
 }
 
 interface ListFlags extends ServerFlags, OutputFlags {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { CubeError } from '../../core/index.ts';
-import { ApiClient } from '../api-client.ts';
+import { ApiClient, type CreatedToken, type TokenInfo, type TokenList } from '../api-client.ts';
 import { resolveCredentials } from '../credentials.ts';
 import {
   outputFormatOf,
@@ -10,14 +10,6 @@ import {
   type OutputFlags,
 } from '../output-format.ts';
 import { printJson, type CliOutput } from '../output.ts';
-
-interface TokenInfo {
-  readonly id: string;
-  readonly name: string;
-  readonly role: string;
-  readonly createdAt: number;
-  readonly revokedAt: number | null;
-}
 
 const roles = ['admin', 'user', 'viewer', 'metrics'] as const;
 
@@ -59,7 +51,7 @@ export function registerTokenCommands(program: Command, output: CliOutput): void
     .option('--json', 'print {id, name, role, createdAt, revokedAt, token}')
     .action(async (flags: ServerFlags & { role: string; name: string }) => {
       const api = new ApiClient(resolveCredentials(flags));
-      const created = await api.request<TokenInfo & { token: string }>('POST', '/tokens', {
+      const created = await api.request<CreatedToken>('POST', '/tokens', {
         body: { name: flags.name, role: flags.role },
       });
       if (flags.json === true) printJson(output, created);
@@ -81,7 +73,7 @@ export function registerTokenCommands(program: Command, output: CliOutput): void
     .action(async (flags: ServerFlags & OutputFlags) => {
       const format = outputFormatOf(flags);
       const api = new ApiClient(resolveCredentials(flags));
-      const { tokens } = await api.request<{ tokens: TokenInfo[] }>('GET', '/tokens');
+      const { tokens } = await api.request<TokenList>('GET', '/tokens');
       printUnlessEmpty(
         output,
         renderListing(

@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { CubeError } from '../../core/index.ts';
 import { writeSecretFileSync } from '../../control/private-files.ts';
 import { startEmbeddedAgents } from '../embedded-cluster.ts';
-import { ApiClient } from '../api-client.ts';
+import { ApiClient, type NodeList } from '../api-client.ts';
 import { credentialsPath, saveCredentials } from '../credentials.ts';
 import { parsePositiveInt } from '../flags.ts';
 import { printJson, processOutput, type CliOutput } from '../output.ts';
@@ -326,12 +326,7 @@ export function registerUpCommands(program: Command, output: CliOutput): void {
     });
 }
 
-interface JoinedNode {
-  readonly id: string;
-  readonly name: string;
-  readonly state: string;
-  readonly role: string;
-}
+type JoinedNode = NodeList['nodes'][number];
 
 /** Waits until a node of each name is ready, showing how many have joined. */
 async function waitForAgents(
@@ -342,7 +337,7 @@ async function waitForAgents(
   const deadline = Date.now() + options.timeoutMs;
   options.progress.begin(`${names.length} agent${names.length === 1 ? '' : 's'} to join`);
   for (;;) {
-    const { nodes } = await api.request<{ nodes: JoinedNode[] }>('GET', '/nodes');
+    const { nodes } = await api.request<NodeList>('GET', '/nodes');
     const ready = names
       .map((name) => nodes.find((n) => n.name === name && n.state === 'ready'))
       .filter((n): n is JoinedNode => n !== undefined);

@@ -69,6 +69,7 @@ export const PlanSchema = z.looseObject({
   sp: z.boolean(),
   zero: z.int(),
   microBatch: z.int(),
+  gradAccum: z.int(),
   recompute: z.enum(['none', 'selective', 'full']),
   offload: z.enum(['none', 'optimizer', 'all']),
   memoryGiB: z.number(),
@@ -77,6 +78,11 @@ export const PlanSchema = z.looseObject({
   tflopsPerGpu: z.number(),
   mfu: z.number(),
   scalingEfficiency: z.number().nullable(),
+  /** Bytes per GPU by kind on the worst stage (weights, grads, optimizer, activations, ...). */
+  memory: z.record(z.string(), z.number()),
+  /** Seconds per step by part (compute, tp, cp, ep, pp, bubble, dp, optimizer, offload). */
+  time: z.record(z.string(), z.number()),
+  checkpointBytesPerGpu: z.number(),
 });
 
 /** `cube plan --json`'s answer: plans best first, or none and the reason. */

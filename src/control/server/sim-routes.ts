@@ -43,12 +43,31 @@ const statistic = z.looseObject({ mean: z.number() });
  * `cube simulate --json`'s report: the contract fields (design.md) of the first (baseline)
  * policy, then every policy's own results under `policies`.
  */
+const spread = z.looseObject({ mean: z.number(), p5: z.number(), p95: z.number() });
+
+/** One policy's results over the trials (the documented fields; the rest pass through). */
+const PolicyResultSchema = z.looseObject({
+  policy: z.string(),
+  intervalMinutes: z.number(),
+  intervalReason: z.string(),
+  levels: z.string(),
+  spareNodes: z.int(),
+  goodput: spread,
+  interruptions: statistic,
+  humanInterventions: statistic,
+  lostHours: z.record(z.string(), z.number()),
+  progress: z.looseObject({ timesHours: z.array(z.number()), mean: z.array(z.number()) }),
+});
+
 export const SimulationReportSchema = z.looseObject({
   model: z.string(),
   gpus: z.int(),
+  nodes: z.int(),
+  stepTimeS: z.number(),
+  failureModel: z.string(),
   days: z.number(),
   trials: z.int(),
-  goodput: z.looseObject({ mean: z.number(), p5: z.number(), p95: z.number() }),
+  goodput: spread,
   interruptions: z.looseObject({
     mean: z.number(),
     p2_5: z.number(),
@@ -65,7 +84,7 @@ export const SimulationReportSchema = z.looseObject({
   }),
   pNoFault: z.record(z.string(), z.number()),
   pNoHuman: z.record(z.string(), z.number()),
-  policies: z.array(z.looseObject({})),
+  policies: z.array(PolicyResultSchema),
 });
 export type SimulationReport = z.output<typeof SimulationReportSchema>;
 

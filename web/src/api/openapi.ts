@@ -3233,6 +3233,7 @@ export interface operations {
               readonly sp: boolean;
               readonly zero: number;
               readonly microBatch: number;
+              readonly gradAccum: number;
               /** @enum {string} */
               readonly recompute: 'none' | 'selective' | 'full';
               /** @enum {string} */
@@ -3243,6 +3244,13 @@ export interface operations {
               readonly tflopsPerGpu: number;
               readonly mfu: number;
               readonly scalingEfficiency: number | null;
+              readonly memory: {
+                readonly [key: string]: number;
+              };
+              readonly time: {
+                readonly [key: string]: number;
+              };
+              readonly checkpointBytesPerGpu: number;
             } & {
               readonly [key: string]: unknown;
             })[];
@@ -3372,6 +3380,9 @@ export interface operations {
           readonly 'application/json': {
             readonly model: string;
             readonly gpus: number;
+            readonly nodes: number;
+            readonly stepTimeS: number;
+            readonly failureModel: string;
             readonly days: number;
             readonly trials: number;
             readonly goodput: {
@@ -3411,9 +3422,41 @@ export interface operations {
             readonly pNoHuman: {
               readonly [key: string]: number;
             };
-            readonly policies: readonly {
+            readonly policies: readonly ({
+              readonly policy: string;
+              readonly intervalMinutes: number;
+              readonly intervalReason: string;
+              readonly levels: string;
+              readonly spareNodes: number;
+              readonly goodput: {
+                readonly mean: number;
+                readonly p5: number;
+                readonly p95: number;
+              } & {
+                readonly [key: string]: unknown;
+              };
+              readonly interruptions: {
+                readonly mean: number;
+              } & {
+                readonly [key: string]: unknown;
+              };
+              readonly humanInterventions: {
+                readonly mean: number;
+              } & {
+                readonly [key: string]: unknown;
+              };
+              readonly lostHours: {
+                readonly [key: string]: number;
+              };
+              readonly progress: {
+                readonly timesHours: readonly number[];
+                readonly mean: readonly number[];
+              } & {
+                readonly [key: string]: unknown;
+              };
+            } & {
               readonly [key: string]: unknown;
-            }[];
+            })[];
           } & {
             readonly [key: string]: unknown;
           };

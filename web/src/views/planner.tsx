@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from 'react';
 import { ApiError } from '../api/client.ts';
+import type { PlanResult } from '../api/types.ts';
 import { useClient } from '../api/client-context.tsx';
 import { useChoices } from '../api/use-choices.ts';
 import { BarChart } from '../components/bar-chart.tsx';
@@ -8,39 +9,7 @@ import { Empty, ErrorBox, Loading, Panel } from '../components/states.tsx';
 import { percent, si } from '../format.ts';
 
 /** One plan as `POST /plan` (and `cube plan --json`) answers it. */
-export interface PlanView {
-  readonly tp: number;
-  readonly pp: number;
-  readonly vpp: number;
-  readonly dp: number;
-  readonly cp: number;
-  readonly ep: number;
-  readonly sp: boolean;
-  readonly zero: number;
-  readonly microBatch: number;
-  readonly gradAccum: number;
-  readonly recompute: string;
-  readonly offload: string;
-  readonly memoryGiB: number;
-  readonly stepTimeS: number;
-  readonly tokensPerS: number;
-  readonly tflopsPerGpu: number;
-  readonly mfu: number;
-  readonly scalingEfficiency: number | null;
-  readonly memory: Readonly<Record<string, number>>;
-  readonly time: Readonly<Record<string, number>>;
-  readonly checkpointBytesPerGpu: number;
-}
-
-interface PlanAnswer {
-  readonly model: string;
-  readonly accelerator: string;
-  readonly gpus: number;
-  readonly seqLen: number;
-  readonly globalBatch: number;
-  readonly plans: readonly PlanView[];
-  readonly reason?: string;
-}
+export type PlanView = PlanResult['plans'][number];
 
 /** "tp2 pp4x2 dp8 cp2": the plan's layout in one word per dimension. */
 export function layoutOf(p: PlanView): string {
@@ -95,7 +64,7 @@ export function PlannerView() {
     gpus: 64,
   });
   const [seqLen, setSeqLen] = useState('');
-  const [answer, setAnswer] = useState<PlanAnswer | null>(null);
+  const [answer, setAnswer] = useState<PlanResult | null>(null);
   const [chosen, setChosen] = useState(0);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<Error | null>(null);
@@ -105,7 +74,7 @@ export function PlannerView() {
     setBusy(true);
     setError(null);
     client
-      .post<PlanAnswer>('/plan', {
+      .post<PlanResult>('/plan', {
         ...form,
         ...(seqLen.trim() === '' ? {} : { seqLen: Number(seqLen) }),
         top: 10,

@@ -1,6 +1,7 @@
 import { useMemo, useState, type FormEvent } from 'react';
 import type uPlot from 'uplot';
 import { useClient } from '../api/client-context.tsx';
+import type { SimulationReport } from '../api/types.ts';
 import { useChoices } from '../api/use-choices.ts';
 import { BarChart } from '../components/bar-chart.tsx';
 import { ModelFields, type ModelFieldsValue } from '../components/model-fields.tsx';
@@ -47,39 +48,7 @@ const presets: readonly { name: string; description: string; spec: Record<string
   },
 ];
 
-interface Spread {
-  readonly mean: number;
-  readonly p5: number;
-  readonly p95: number;
-}
-
-interface PolicyResult {
-  readonly policy: string;
-  readonly intervalMinutes: number;
-  readonly intervalReason: string;
-  readonly levels: string;
-  readonly spareNodes: number;
-  readonly goodput: Spread;
-  readonly interruptions: { readonly mean: number };
-  readonly humanInterventions: { readonly mean: number };
-  readonly lostHours: Readonly<Record<string, number>>;
-  readonly progress: { readonly timesHours: readonly number[]; readonly mean: readonly number[] };
-}
-
-interface SimAnswer {
-  readonly model: string;
-  readonly gpus: number;
-  readonly nodes: number;
-  readonly days: number;
-  readonly trials: number;
-  readonly goodput: Spread;
-  readonly interruptions: { readonly mean: number };
-  readonly humanInterventions: { readonly mean: number };
-  readonly pNoFault: Readonly<Record<string, number>>;
-  readonly stepTimeS: number;
-  readonly failureModel: string;
-  readonly policies: readonly PolicyResult[];
-}
+type PolicyResult = SimulationReport['policies'][number];
 
 /** Short names for the lost-time categories. */
 const lostNames: Readonly<Record<string, string>> = {
@@ -147,7 +116,7 @@ export function SimulatorView() {
     'three-level-async',
     'sync-storage-only',
   ]);
-  const [answer, setAnswer] = useState<SimAnswer | null>(null);
+  const [answer, setAnswer] = useState<SimulationReport | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<Error | null>(null);
 
@@ -157,7 +126,7 @@ export function SimulatorView() {
     setError(null);
     const policies = presets.filter((p) => selected.includes(p.name)).map((p) => p.spec);
     client
-      .post<SimAnswer>('/simulate', {
+      .post<SimulationReport>('/simulate', {
         ...form,
         days,
         trials,
