@@ -38,7 +38,9 @@ export function unknownIdError(
   const hint =
     near.length > 0
       ? `did you mean ${near.map((n) => `"${n}"`).join(', ')}?`
-      : `known ${kind} ids: ${known.slice(0, 12).join(', ')}${known.length > 12 ? ', ...' : ''}`;
+      : known.length === 0
+        ? `there is no ${kind} yet`
+        : `known ${kind} ids: ${known.slice(0, 12).join(', ')}${known.length > 12 ? ', ...' : ''}`;
   return new CubeError('UNKNOWN_ID', `unknown ${kind} "${id}"`, {
     where: { ...where, allowed: known },
     hint,
