@@ -13,38 +13,17 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { ControlPlane } from '../../src/control/control-plane.ts';
 import { main } from '../../src/cli/main.ts';
+import { agentApi, cliOn } from '../support/api-calls.ts';
 
 const cubeBin = fileURLToPath(new URL('../../bin/cube.js', import.meta.url));
 
 let dataDir: string;
 let cp: ControlPlane;
+const agentCall = agentApi(() => cp);
+const cube = cliOn(() => cp);
 let node: { nodeId: string; credential: string };
 let heartbeats: NodeJS.Timeout;
 const commands: { kind: string; jobId?: string; attempt?: number }[] = [];
-
-async function agentCall(path: string, body: unknown, token?: string): Promise<unknown> {
-  const response = await fetch(`${cp.url}/api/v1/agents/${path}`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
-    },
-    body: JSON.stringify(body),
-  });
-  assert.ok(response.ok, `${path}: HTTP ${response.status} ${await response.clone().text()}`);
-  return response.json();
-}
-
-/** Runs `cube <argv>` in this process; returns the exit code and what it printed. */
-async function cube(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main([...argv, '--server', cp.url, '--token', cp.tokens.apiToken], {
-    out: (t) => (out += t.endsWith('\n') ? t : `${t}\n`),
-    err: (t) => (err += t.endsWith('\n') ? t : `${t}\n`),
-  });
-  return { code, out, err };
-}
 
 /** `cube <argv>` with no server flags (completion, help). */
 async function cubeBare(...argv: string[]): Promise<{ code: number; out: string; err: string }> {

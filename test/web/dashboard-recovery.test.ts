@@ -20,6 +20,7 @@ import { python, repoRoot, tinyModelArgs } from '../python/launcher.ts';
 import { until } from '../support/test-cluster.ts';
 import { launchChromium } from './browser.ts';
 import { ensureWebBundle } from './web-bundle.ts';
+import { userApi } from '../support/api-calls.ts';
 
 const artifacts = join(repoRoot, 'test-artifacts', 'web');
 const HEARTBEAT_MS = 500;
@@ -28,25 +29,12 @@ const TIMEOUT_MS = 5000;
 let dataDir: string;
 let shmRoot: string;
 let cp: ControlPlane;
+const api = userApi(() => cp);
 let agents: EmbeddedAgent[] = [];
 let browser: Browser;
 let page: Page;
 let jobId: string | undefined;
 const consoleErrors: string[] = [];
-
-async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const response = await fetch(`${cp.url}/api/v1${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${cp.tokens.apiToken}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  assert.ok(response.ok, `${method} ${path}: ${response.status} ${text}`);
-  return JSON.parse(text) as T;
-}
 
 function agent(name: string): EmbeddedAgent {
   const found = agents.find((a) => a.name === name);

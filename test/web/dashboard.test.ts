@@ -13,30 +13,18 @@ import { startTestCluster, until, type TestCluster } from '../support/test-clust
 import { boxesOf, overlapping } from './boxes.ts';
 import { launchChromium } from './browser.ts';
 import { ensureWebBundle } from './web-bundle.ts';
+import { userApi } from '../support/api-calls.ts';
 
 const artifacts = join(repoRoot, 'test-artifacts', 'web');
 
 let cluster: TestCluster | undefined;
 let cp: ControlPlane;
+const api = userApi(() => cp);
 let browser: Browser;
 let page: Page;
 let jobId: string;
 /** Console errors and uncaught page errors, with the page they happened on. */
 const consoleErrors: string[] = [];
-
-async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const response = await fetch(`${cp.url}/api/v1${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${cp.tokens.apiToken}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  assert.ok(response.ok, `${method} ${path}: ${response.status} ${text}`);
-  return JSON.parse(text) as T;
-}
 
 async function shot(name: string): Promise<void> {
   await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
