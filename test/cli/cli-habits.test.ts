@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { ControlPlane } from '../../src/control/control-plane.ts';
 import { main } from '../../src/cli/main.ts';
-import { agentApi, cliOn } from '../support/api-calls.ts';
+import { agentApi, cliOn, heartbeatLoop } from '../support/api-calls.ts';
 
 const cubeBin = fileURLToPath(new URL('../../bin/cube.js', import.meta.url));
 
@@ -174,13 +174,7 @@ before(async () => {
     })),
     hostMemoryBytes: 1 << 30,
   })) as { nodeId: string; credential: string };
-  heartbeats = setInterval(() => {
-    agentCall(`${node.nodeId}/heartbeat`, { ranks: [] }, node.credential)
-      .then((reply) => {
-        commands.push(...(reply as { commands: typeof commands }).commands);
-      })
-      .catch(() => undefined);
-  }, 200);
+  heartbeats = heartbeatLoop(agentCall, node, commands);
 });
 
 after(async () => {

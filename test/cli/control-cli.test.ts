@@ -13,7 +13,7 @@ import { main } from '../../src/cli/main.ts';
 import { ProgressLine } from '../../src/cli/progress-line.ts';
 import { coldStartSeconds } from '../../src/cli/commands/demo.ts';
 import type { Event } from '../../src/control/model/index.ts';
-import { agentApi, cliOn } from '../support/api-calls.ts';
+import { agentApi, cliOn, heartbeatLoop } from '../support/api-calls.ts';
 
 const cubeBin = fileURLToPath(new URL('../../bin/cube.js', import.meta.url));
 
@@ -23,7 +23,7 @@ const agentCall = agentApi(() => cp);
 const cube = cliOn(() => cp);
 let node: { nodeId: string; credential: string };
 let heartbeats: NodeJS.Timeout;
-let commands: { kind: string; jobId?: string; attempt?: number }[] = [];
+const commands: { kind: string; jobId?: string; attempt?: number }[] = [];
 
 function specFile(name: string): string {
   const path = join(dataDir, `${name}.yaml`);
@@ -89,13 +89,7 @@ before(async () => {
     devices: [{ index: 0, kind: 'cpu', model: 'test cpu', memoryBytes: 1 << 30, health: 'ok' }],
     hostMemoryBytes: 1 << 30,
   })) as { nodeId: string; credential: string };
-  heartbeats = setInterval(() => {
-    agentCall(`${node.nodeId}/heartbeat`, { ranks: [] }, node.credential)
-      .then((reply) => {
-        commands.push(...(reply as { commands: typeof commands }).commands);
-      })
-      .catch(() => undefined);
-  }, 200);
+  heartbeats = heartbeatLoop(agentCall, node, commands);
 });
 
 after(async () => {
@@ -267,7 +261,7 @@ test("cube submit --wait --json prints only the final job, and exits with the fa
 });
 
 test('cube logs --follow --json prints one JSON line per chunk until the job ends', async () => {
-  commands = [];
+  commands.length = 0;
   // The failed rank before got its node cordoned (a fault): make it schedulable again.
   assert.equal((await cube('uncordon', 'hand-0')).out, 'node hand-0 is ready\n');
   const submitted = JSON.parse((await cube('submit', specFile('follow'), '--json')).out) as {

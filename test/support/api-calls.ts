@@ -58,3 +58,21 @@ export function cliOn(plane: () => LivePlane) {
     return { code, out, err };
   };
 }
+
+/**
+ * Heartbeats for a node the test joined by hand, every 200 ms, adding the commands the replies
+ * carry to `into` (the test plays the agent: it reads them and reports what it makes happen).
+ */
+export function heartbeatLoop(
+  agentCall: ReturnType<typeof agentApi>,
+  node: { readonly nodeId: string; readonly credential: string },
+  into: unknown[],
+): NodeJS.Timeout {
+  return setInterval(() => {
+    agentCall(`${node.nodeId}/heartbeat`, { ranks: [] }, node.credential)
+      .then((reply) => {
+        into.push(...(reply as { commands: unknown[] }).commands);
+      })
+      .catch(() => undefined);
+  }, 200);
+}
