@@ -2,7 +2,7 @@
 // agent starts an interpreter for its next attempt that imports torch and waits. A relaunch
 // with the same launch runs in it, with exactly the argv, environment and working directory a
 // cold start has; any other launch starts cold and the warm interpreter goes away.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -59,7 +59,8 @@ function waitingWarm(jobId: string): number | undefined {
   return undefined;
 }
 
-test('a relaunch runs in the warm interpreter with exactly the argv, env and cwd of a cold start; a different launch starts cold', async (t) => {
+/** A real agent on a fake control plane, the recorder script, and the folder it records into. */
+async function agentWithRecorder(t: TestContext) {
   const cp = await FakeControlPlane.start();
   defer(t, () => cp.close());
   const dirs = tempDirs(t);
@@ -68,6 +69,11 @@ test('a relaunch runs in the warm interpreter with exactly the argv, env and cwd
   writeFileSync(script, recorder);
   const out = join(dirs.dataDir, 'out');
   mkdirSync(out);
+  return { cp, dirs, agent, script, out };
+}
+
+test('a relaunch runs in the warm interpreter with exactly the argv, env and cwd of a cold start; a different launch starts cold', async (t) => {
+  const { cp, dirs, agent, script, out } = await agentWithRecorder(t);
   const read = (attempt: number): Record =>
     JSON.parse(readFileSync(join(out, `attempt-${attempt}.json`), 'utf8')) as Record;
   const launch = (attempt: number, masterPort: number, myVar: string): void =>
@@ -129,14 +135,7 @@ test('a relaunch runs in the warm interpreter with exactly the argv, env and cwd
 });
 
 test('a job with CUBE_WARM_START=0 gets no warm interpreter', async (t) => {
-  const cp = await FakeControlPlane.start();
-  defer(t, () => cp.close());
-  const dirs = tempDirs(t);
-  const agent = await startAgent(t, cp, dirs);
-  const script = join(dirs.dataDir, 'recorder.py');
-  writeFileSync(script, recorder);
-  const out = join(dirs.dataDir, 'out');
-  mkdirSync(out);
+  const { cp, dirs, agent, script, out } = await agentWithRecorder(t);
   cp.queue(
     agent.nodeId ?? '',
     launchCommand('j-cold', [python, script], {
@@ -185,14 +184,7 @@ function postToAgentSocket(
 }
 
 test('a warm request with a token the agent never issued is told to exit, and learns nothing of any launch', async (t) => {
-  const cp = await FakeControlPlane.start();
-  defer(t, () => cp.close());
-  const dirs = tempDirs(t);
-  const agent = await startAgent(t, cp, dirs);
-  const script = join(dirs.dataDir, 'recorder.py');
-  writeFileSync(script, recorder);
-  const out = join(dirs.dataDir, 'out');
-  mkdirSync(out);
+  const { cp, dirs, agent, script, out } = await agentWithRecorder(t);
   // A job whose next attempt waits warm: its launch (argv, environment with the peer keys) is
   // what a guessed token must not reveal.
   cp.queue(

@@ -1,7 +1,7 @@
 // Debian's Chromium driven by playwright-core (no browser download): what the dashboard's
 // end-to-end tests and its load benchmark use.
 import { existsSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 export const chromiumPath = process.env.CUBE_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -23,4 +23,33 @@ export async function launchChromium(): Promise<Browser> {
       '--no-first-run',
     ],
   });
+}
+
+/**
+ * A page of `browser` already signed in with `apiToken` (the login itself is covered by
+ * dashboard.test.ts), whose console errors and uncaught errors land in `errors`, each prefixed
+ * with the page's address when `withUrl`.
+ */
+export async function signedInPage(
+  browser: Browser,
+  apiToken: string,
+  viewport: { width: number; height: number },
+  errors: string[],
+  options: { withUrl?: boolean } = {},
+): Promise<Page> {
+  const page = await browser.newPage({ viewport });
+  const note = (text: string): void => {
+    errors.push(options.withUrl === true ? `${page.url()}: ${text}` : text);
+  };
+  page.on('console', (m) => {
+    if (m.type() === 'error') note(m.text());
+  });
+  page.on('pageerror', (e) => note(e.message));
+  await page.addInitScript((token) => {
+    const storage = (
+      globalThis as unknown as { localStorage: { setItem(k: string, v: string): void } }
+    ).localStorage;
+    storage.setItem('cube.apiToken', token);
+  }, apiToken);
+  return page;
 }

@@ -13,7 +13,7 @@ import type { Job } from '../../src/control/model/index.ts';
 import { repoRoot } from '../python/launcher.ts';
 import { until } from '../support/test-cluster.ts';
 import { boxesOf, overlapping } from './boxes.ts';
-import { launchChromium } from './browser.ts';
+import { launchChromium, signedInPage } from './browser.ts';
 import { ensureWebBundle } from './web-bundle.ts';
 
 const artifacts = join(repoRoot, 'test-artifacts', 'web');
@@ -94,17 +94,12 @@ before(async () => {
   }
   browser = await launchChromium();
   // A laptop screen.
-  page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
-  page.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors.push(m.text());
-  });
-  page.on('pageerror', (e) => consoleErrors.push(e.message));
-  await page.addInitScript((token) => {
-    const storage = (
-      globalThis as unknown as { localStorage: { setItem(k: string, v: string): void } }
-    ).localStorage;
-    storage.setItem('cube.apiToken', token);
-  }, cp.tokens.apiToken);
+  page = await signedInPage(
+    browser,
+    cp.tokens.apiToken,
+    { width: 1366, height: 768 },
+    consoleErrors,
+  );
 });
 
 after(async () => {

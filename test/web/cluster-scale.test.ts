@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { ControlPlane } from '../../src/control/control-plane.ts';
 import { repoRoot } from '../python/launcher.ts';
-import { launchChromium } from './browser.ts';
+import { launchChromium, signedInPage } from './browser.ts';
 import { ensureWebBundle } from './web-bundle.ts';
 
 const artifacts = join(repoRoot, 'test-artifacts', 'web');
@@ -67,18 +67,12 @@ before(async () => {
   for (const name of ['gpu-010', 'gpu-100'])
     await post(`/nodes/${name}/cordon`, {}, cp.tokens.apiToken);
   browser = await launchChromium();
-  page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
-  page.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors.push(m.text());
-  });
-  page.on('pageerror', (e) => consoleErrors.push(e.message));
-  // Signed in already (the login itself is covered by dashboard.test.ts).
-  await page.addInitScript((token) => {
-    const storage = (
-      globalThis as unknown as { localStorage: { setItem(k: string, v: string): void } }
-    ).localStorage;
-    storage.setItem('cube.apiToken', token);
-  }, cp.tokens.apiToken);
+  page = await signedInPage(
+    browser,
+    cp.tokens.apiToken,
+    { width: 1440, height: 900 },
+    consoleErrors,
+  );
 });
 
 after(async () => {

@@ -18,7 +18,7 @@ import {
 } from '../../src/cli/embedded-cluster.ts';
 import { python, repoRoot, tinyModelArgs } from '../python/launcher.ts';
 import { until } from '../support/test-cluster.ts';
-import { launchChromium } from './browser.ts';
+import { launchChromium, signedInPage } from './browser.ts';
 import { ensureWebBundle } from './web-bundle.ts';
 import { userApi } from '../support/api-calls.ts';
 
@@ -80,17 +80,15 @@ before(async () => {
     (await cp.store.listNodes()).filter((n) => n.state === 'ready').length === 3 ? true : null,
   );
   browser = await launchChromium();
-  page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
-  page.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors.push(`${page.url()}: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => consoleErrors.push(`${page.url()}: ${e.message}`));
-  await page.addInitScript((token) => {
-    const storage = (
-      globalThis as unknown as { localStorage: { setItem(k: string, v: string): void } }
-    ).localStorage;
-    storage.setItem('cube.apiToken', token);
-  }, cp.tokens.apiToken);
+  page = await signedInPage(
+    browser,
+    cp.tokens.apiToken,
+    { width: 1366, height: 768 },
+    consoleErrors,
+    {
+      withUrl: true,
+    },
+  );
 });
 
 after(async () => {
