@@ -80,6 +80,39 @@ def assert_state_equal(tc: unittest.TestCase, a: Any, b: Any, path: str = "") ->
         tc.assertEqual(a, b, path)
 
 
+def leaves(value: Any, path: str = "") -> dict[str, Any]:
+    """A nested state dict flattened to {"/a/b": leaf}."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(leaves(v, f"{path}/{k}"))
+        return out
+    return {path: value}
+
+
+def assert_saved_states_equal(
+    tc: unittest.TestCase, saved: Path, loaded: Path, prefix: str = "", what: str = ""
+) -> int:
+    """Asserts that two `torch.save`d states hold the same leaves under `prefix`, tensors equal
+    byte for byte (dtype and shape too); returns how many tensors were compared."""
+    a = {k: v for k, v in leaves(torch.load(saved, weights_only=False)).items() if k.startswith(prefix)}
+    b = {k: v for k, v in leaves(torch.load(loaded, weights_only=False)).items() if k.startswith(prefix)}
+    tc.assertEqual(sorted(a), sorted(b))
+    tensors = 0
+    for key, x in a.items():
+        y = b[key]
+        if isinstance(x, torch.Tensor):
+            tensors += 1
+            tc.assertEqual((x.dtype, x.shape), (y.dtype, y.shape), key)
+            tc.assertTrue(
+                torch.equal(x.reshape(-1).view(torch.uint8), y.reshape(-1).view(torch.uint8)),
+                f"{key} differs{what}",
+            )
+        else:
+            tc.assertEqual(x, y, key)
+    return tensors
+
+
 def flip_byte(path: Path, offset_from_end: int = 1) -> None:
     """Flips one bit of a byte near the end of the file (inside the tensor data)."""
     with open(path, "r+b") as f:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 import cube
-from helpers import PYTHON, ROOT as REPO, LevelsTestCase, subprocess_env
+from helpers import PYTHON, ROOT as REPO, LevelsTestCase, assert_saved_states_equal, subprocess_env
 
 _VERSION = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
 if _VERSION < (2, 4):
@@ -45,15 +45,6 @@ def _free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
-
-
-def _leaves(value: Any, path: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(_leaves(v, f"{path}/{k}"))
-        return out
-    return {path: value}
 
 
 class DcpBackendTest(unittest.TestCase):
@@ -107,21 +98,9 @@ class DcpBackendTest(unittest.TestCase):
         return out
 
     def assert_same_state(self, saved: str, loaded: str) -> None:
-        a = _leaves(torch.load(self.root / f"{saved}.pt", weights_only=False))
-        b = _leaves(torch.load(self.root / f"{loaded}.pt", weights_only=False))
-        self.assertEqual(sorted(a), sorted(b))
-        tensors = 0
-        for key, x in a.items():
-            y = b[key]
-            if isinstance(x, torch.Tensor):
-                tensors += 1
-                self.assertEqual((x.dtype, x.shape), (y.dtype, y.shape), key)
-                self.assertTrue(
-                    torch.equal(x.reshape(-1).view(torch.uint8), y.reshape(-1).view(torch.uint8)),
-                    f"{key} differs between {saved} and {loaded}",
-                )
-            else:
-                self.assertEqual(x, y, key)
+        tensors = assert_saved_states_equal(
+            self, self.root / f"{saved}.pt", self.root / f"{loaded}.pt", what=f" between {saved} and {loaded}"
+        )
         self.assertGreaterEqual(tensors, 15)  # 5 parameters, their exp_avg, exp_avg_sq (and steps)
 
     def assert_loaded(self, phase: str, saved: str, loaded: str, step: int) -> dict[str, Any]:

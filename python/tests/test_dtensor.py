@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 import cube
-from helpers import PYTHON, ROOT as REPO, subprocess_env
+from helpers import PYTHON, ROOT as REPO, assert_saved_states_equal, subprocess_env
 
 _VERSION = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
 if _VERSION < (2, 4):
@@ -50,15 +50,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _leaves(value: Any, path: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(_leaves(v, f"{path}/{k}"))
-        return out
-    return {path: value}
 
 
 class DTensorCheckpointerTest(unittest.TestCase):
@@ -120,22 +111,7 @@ class DTensorCheckpointerTest(unittest.TestCase):
         return per_rank
 
     def assert_same(self, saved: Path, loaded: Path, prefix: str = "") -> int:
-        a = {k: v for k, v in _leaves(torch.load(saved, weights_only=False)).items() if k.startswith(prefix)}
-        b = {k: v for k, v in _leaves(torch.load(loaded, weights_only=False)).items() if k.startswith(prefix)}
-        self.assertEqual(sorted(a), sorted(b))
-        tensors = 0
-        for key, x in a.items():
-            y = b[key]
-            if isinstance(x, torch.Tensor):
-                tensors += 1
-                self.assertEqual((x.dtype, x.shape), (y.dtype, y.shape), key)
-                self.assertTrue(
-                    torch.equal(x.reshape(-1).view(torch.uint8), y.reshape(-1).view(torch.uint8)),
-                    f"{key} differs",
-                )
-            else:
-                self.assertEqual(x, y, key)
-        return tensors
+        return assert_saved_states_equal(self, saved, loaded, prefix)
 
     def shard_record(self, levels: str, step: int, rank: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """A rank's L3 record of a step and the tensors of its shard file (by name)."""
